@@ -1,0 +1,143 @@
+"""The ``ctxext`` command line: parse, call the library, print. No logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .errors import CtxextError
+
+METHOD_HELP = "how new positions are made (learned tables: cubic, linear, quadratic, pchip, akima, makima, double)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str):
+        raise CtxextError(message)
+
+
+def quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def run(main, argv=None, prog: str = "ctxext") -> int:
+    """Run ``main(argv)``; any CtxextError or OS error becomes one line on stderr and exit code 2."""
+    try:
+        main(argv)
+    except CtxextError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"{prog}: error:{where} {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def add_table_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("learned position tables")
+    group.add_argument("--table", "--embeddings_attr_name", dest="table", metavar="PATH",
+                       help="module path of the position table (found automatically for known families)")
+    group.add_argument("--offset", type=int, help="rows before position 0 (found automatically: 2 for RoBERTa-like)")
+    group.add_argument("--keep-cls", action="store_true", help="keep BERT's [CLS] row (position 0) out of the curve")
+    group.add_argument("--keep-first", default=0, metavar="K",
+                       help="keep positions 0..K-1 exactly as trained ('auto': the trained window)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="ctxext", description="Extend the context window of pretrained transformers.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
+
+    inspect = verbs.add_parser("inspect", help="show a model's positions and what --to N would change")
+    inspect.add_argument("model", help="model folder")
+    inspect.add_argument("--to", help="target length in tokens: also measure each method's short-text drift")
+    inspect.add_argument("--methods", default="linear,cubic,pchip,akima", help="methods to compare (comma-separated)")
+    inspect.add_argument("--texts", help="file of short texts, one per line (default: 64 shipped paragraphs)")
+    add_table_options(inspect)
+
+    extend = verbs.add_parser("extend", help="write a model with a longer context")
+    extend.add_argument("model", help="model folder")
+    extend.add_argument("--to", help="target length in tokens")
+    extend.add_argument("--method", default="cubic", help=METHOD_HELP)
+    extend.add_argument("-o", "--output", required=True, help="output folder (must not exist unless --overwrite)")
+    extend.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    extend.add_argument("--no-check", action="store_true", help="skip loading the output to verify it")
+    extend.add_argument("--texts", help="file of short texts for the drift check, one per line")
+    add_table_options(extend)
+    return parser
+
+
+def _table_kwargs(args) -> dict:
+    return {"table_path": args.table, "offset": args.offset, "keep_cls": args.keep_cls, "keep_first": args.keep_first}
+
+
+def _print_rows(rows) -> None:
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+def print_drift(results: dict[str, dict]) -> None:
+    print("\nshort-text drift (original vs extended embedding of the same text)")
+    print("| method | texts | mean cosine | min cosine | nearest neighbour kept |")
+    print("|---|---|---|---|---|")
+    for label, d in results.items():
+        print(f"| {label} | {d['texts']} | {d['mean_cosine']:.4f} | {d['min_cosine']:.4f} | {100 * d['neighbour_kept']:.0f}% |")
+
+
+def cmd_inspect(args) -> None:
+    from .embed import read_texts
+    from .encoder import drift_by_method
+    from .formats.hf_folder import open_model_folder
+    from .table_surgery import plan_table
+
+    folder = open_model_folder(args.model)
+    options = _table_kwargs(args)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    plan = plan_table(folder, args.to, methods[0], allow_same=args.to is None, **options)
+    _print_rows(plan.describe())
+    if args.to:
+        texts = read_texts(args.texts) if args.texts else None
+        variants = [{**options, "method": m} for m in methods]
+        if plan.trained_window and plan.trained_window < plan.positions and not plan.keep_first:
+            variants.append({**options, "method": "cubic", "keep_first": "auto"})
+        print_drift(drift_by_method(folder, args.to, variants, texts))
+
+
+def cmd_extend(args) -> None:
+    from .embed import read_texts
+    from .encoder import extend_encoder
+
+    texts = read_texts(args.texts) if args.texts else None
+    plan, result = extend_encoder(
+        args.model, args.output, args.to, args.method, overwrite=args.overwrite,
+        check=not args.no_check, texts=texts, **_table_kwargs(args),
+    )
+    _print_rows(plan.describe())
+    if result:
+        print(f"\nlong input: a {result.long_input_tokens}-token text encodes "
+              f"({'finite' if result.long_input_ok else 'NOT finite'} embedding)")
+        print_drift({plan.method: result.short_text_drift})
+    print(f"\nwrote {args.output}")
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_libraries()
+    {"inspect": cmd_inspect, "extend": cmd_extend}[args.verb](args)
+
+
+def entry() -> None:
+    sys.exit(run(main))

@@ -1,0 +1,113 @@
+"""Load an encoder folder the way its users do, embed texts, and compare two embedders.
+
+A Sentence-Transformers folder is loaded with ``SentenceTransformer`` (its own pooling and
+normalisation); a plain transformers folder is embedded by mean pooling of the last hidden state.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def default_short_texts() -> list[str]:
+    """64 short public-domain paragraphs (15-150 words, Northanger Abbey) shipped with ctxext."""
+    text = resources.files("ctxext.data").joinpath("short_texts.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def read_texts(path: str | Path) -> list[str]:
+    from .errors import CtxextError
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CtxextError(f"cannot read texts from {path}: {exc}") from None
+    texts = [line for line in lines if line.strip()]
+    if not texts:
+        raise CtxextError(f"{path} holds no text")
+    return texts
+
+
+class Embedder:
+    """Texts -> float32 embeddings, for Sentence-Transformers and plain transformers folders alike."""
+
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        self.path = Path(path)
+        if (self.path / "modules.json").is_file():
+            from sentence_transformers import SentenceTransformer
+
+            self.sentence_transformer = SentenceTransformer(str(self.path), device=device)
+            self.model = self.sentence_transformer[0].auto_model
+            self.tokenizer = self.sentence_transformer.tokenizer
+        else:
+            from transformers import AutoModel, AutoTokenizer
+
+            self.sentence_transformer = None
+            self.model = AutoModel.from_pretrained(str(self.path)).to(device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+
+    @property
+    def max_length(self) -> int:
+        if self.sentence_transformer is not None:
+            return self.sentence_transformer.max_seq_length
+        return self.tokenizer.model_max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        if self.sentence_transformer is not None:
+            self.sentence_transformer.max_seq_length = value
+        self.tokenizer.model_max_length = value
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str], batch_size: int = 16) -> torch.Tensor:
+        if self.sentence_transformer is not None:
+            return self.sentence_transformer.encode(
+                texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False
+            ).float().cpu()
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenizer(
+                texts[start : start + batch_size], padding=True, truncation=True, return_tensors="pt"
+            ).to(self.model.device)
+            hidden = self.model(**batch).last_hidden_state.float()
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            chunks.append(((hidden * mask).sum(1) / mask.sum(1)).cpu())
+        return torch.cat(chunks)
+
+    def token_count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+
+def drift(before: torch.Tensor, after: torch.Tensor) -> dict[str, float]:
+    """How far embeddings moved: mean and min cosine, and the share of texts whose nearest
+    neighbour (among the other texts) is unchanged."""
+    cosine = torch.nn.functional.cosine_similarity(before, after, dim=-1)
+    return {
+        "texts": len(before),
+        "mean_cosine": round(cosine.mean().item(), 6),
+        "min_cosine": round(cosine.min().item(), 6),
+        "neighbour_kept": round(_nearest(before).eq(_nearest(after)).float().mean().item(), 4),
+    }
+
+
+def _nearest(embeddings: torch.Tensor) -> torch.Tensor:
+    unit = torch.nn.functional.normalize(embeddings, dim=-1)
+    similarity = unit @ unit.T
+    similarity.fill_diagonal_(-2.0)
+    return similarity.argmax(dim=-1)
+
+
+def long_text(tokenizer, tokens: int, filler: str | None = None) -> str:
+    """A text of about ``tokens`` tokens (special tokens included) from the shipped paragraphs."""
+    source = filler or " ".join(default_short_texts())
+    ids = tokenizer(source, add_special_tokens=False)["input_ids"]
+    while len(ids) < tokens:
+        ids = ids + ids
+    specials = len(tokenizer("", add_special_tokens=True)["input_ids"])
+    return tokenizer.decode(ids[: tokens - specials])

@@ -1,0 +1,194 @@
+"""Reading and atomically writing Hugging Face / Sentence-Transformers model folders.
+
+Weights are read with safetensors (or ``torch.load(weights_only=True)`` for a legacy
+``pytorch_model.bin``) and written back as safetensors; only the files that change are rewritten,
+everything else in the folder is copied as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from ..errors import CtxextError
+
+SAFETENSORS = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+TORCH_BIN = "pytorch_model.bin"
+
+
+def read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise CtxextError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except OSError as exc:
+        raise CtxextError(f"cannot read {path}: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise CtxextError(f"{path} does not hold a JSON object")
+    return data
+
+
+def write_json(path: Path, data) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+
+
+@dataclass
+class ModelFolder:
+    """A model folder on disk: where its config and weights are, and whether it is Sentence-Transformers."""
+
+    root: Path
+    transformer_dir: Path
+    config: dict
+    weight_files: dict[str, Path]  # tensor name -> file that holds it
+
+    @property
+    def is_sentence_transformer(self) -> bool:
+        return (self.root / "modules.json").is_file()
+
+    def read_tensor(self, key: str) -> torch.Tensor:
+        path = self.weight_files[key]
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as handle:
+                return handle.get_tensor(key)
+        return load_weight_file(path)[key]
+
+
+def _transformer_subdir(root: Path) -> Path:
+    modules_file = root / "modules.json"
+    if not modules_file.is_file():
+        return root
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+        first = next(m for m in modules if m.get("type", "").endswith("Transformer"))
+    except (json.JSONDecodeError, StopIteration, AttributeError, TypeError):
+        raise CtxextError(f"{modules_file} lists no Transformer module") from None
+    return root / first.get("path", "")
+
+
+def _index_weights(directory: Path) -> dict[str, Path]:
+    index = directory / SAFETENSORS_INDEX
+    if index.is_file():
+        weight_map = read_json(index).get("weight_map", {})
+        return {key: directory / name for key, name in weight_map.items()}
+    for name in (SAFETENSORS, TORCH_BIN):
+        path = directory / name
+        if path.is_file():
+            return {key: path for key in load_weight_file(path, keys_only=True)}
+    if (directory / f"{TORCH_BIN}.index.json").is_file():
+        raise CtxextError(f"{directory} holds sharded .bin weights; convert them to safetensors first")
+    raise CtxextError(f"{directory} has no weights ({SAFETENSORS}, {SAFETENSORS_INDEX} or {TORCH_BIN})")
+
+
+def load_weight_file(path: Path, keys_only: bool = False):
+    """All tensors of one weights file (or only their names), with one clear error if it is corrupt."""
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as handle:
+                keys = list(handle.keys())
+                return keys if keys_only else {key: handle.get_tensor(key) for key in keys}
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (SafetensorError, RuntimeError, OSError, EOFError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CtxextError(f"corrupt or unreadable weights file {path}: {first_line}") from None
+    if not isinstance(state, dict):
+        raise CtxextError(f"{path} does not hold a state dict")
+    return list(state) if keys_only else state
+
+
+def open_model_folder(path: str | os.PathLike) -> ModelFolder:
+    """Validate a local model folder and index its tensors (no weights are loaded)."""
+    root = Path(path)
+    if not root.exists():
+        raise CtxextError(f"no such file or folder: {root}")
+    if not root.is_dir():
+        raise CtxextError(f"{root} is a file, not a model folder")
+    transformer_dir = _transformer_subdir(root)
+    config_path = transformer_dir / "config.json"
+    if not config_path.is_file():
+        raise CtxextError(f"{root} is not a model folder: it has no config.json")
+    config = read_json(config_path)
+    return ModelFolder(root, transformer_dir, config, _index_weights(transformer_dir))
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """Fail early, before any work, if ``out`` cannot be written."""
+    if out.exists() and not overwrite:
+        raise CtxextError(f"{out} already exists; pass --overwrite to replace it")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise CtxextError(f"cannot write {out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CtxextError(f"cannot write {out}: folder {parent} is not writable")
+
+
+@contextmanager
+def atomic_folder(out: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out`` that becomes ``out`` only if the block succeeds."""
+    check_output(out, overwrite)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.resolve().parent))
+    try:
+        yield staging
+        _default_permissions(staging)
+        if out.exists():
+            retired = staging.with_suffix(".old")
+            os.rename(out, retired)
+            os.rename(staging, out)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _default_permissions(folder: Path) -> None:
+    """Temporary files are private (0600); a model folder should be readable like any other output."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for item in folder.rglob("*"):
+        os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~umask)
+
+
+def copy_tree(source: Path, target: Path, skip: set[Path]) -> None:
+    """Copy ``source`` into the existing folder ``target``, following links, leaving out ``skip``."""
+    for item in source.rglob("*"):
+        if item in skip or item.is_dir():
+            continue
+        destination = target / item.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(item, destination)
+
+
+def rewrite_weights(folder: ModelFolder, staging: Path, replacements: dict[str, torch.Tensor]) -> set[Path]:
+    """Write, inside ``staging``, each weights file that holds a replaced tensor; return the sources.
+
+    Every other tensor of such a file is copied as it is. A legacy ``pytorch_model.bin`` becomes
+    ``model.safetensors``.
+    """
+    sources = {folder.weight_files[key] for key in replacements}
+    for source in sorted(sources):
+        state = load_weight_file(source)
+        state.update({key: value for key, value in replacements.items() if folder.weight_files[key] == source})
+        relative = source.relative_to(folder.root)
+        if source.suffix != ".safetensors":
+            relative = relative.with_name(SAFETENSORS)
+            state = {key: tensor.clone() for key, tensor in state.items()}  # .bin may hold tied tensors
+        target = staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_file({key: tensor.contiguous() for key, tensor in state.items()}, str(target), {"format": "pt"})
+    return sources

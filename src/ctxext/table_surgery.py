@@ -1,0 +1,279 @@
+"""Plan, apply and write the extension of a learned absolute position table.
+
+One :class:`TablePlan` drives every path: ``ctxext inspect`` prints it, ``extend_in_memory`` applies
+it to a loaded model, ``write_extended`` applies it to the files of a folder. The math is in
+:mod:`ctxext.methods.ape`.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import CtxextError, did_you_mean
+from .families import family_of, table_offset
+from .formats.hf_folder import ModelFolder, copy_tree, read_json, rewrite_weights, write_json
+from .methods.ape import APE_METHODS, DOUBLING, resample_table
+
+log = logging.getLogger(__name__)
+LENGTH_BUFFERS = ("position_ids", "token_type_ids")
+ROPE_METHOD_NAMES = ("ntk", "dynamic", "yarn", "llama3", "longrope")
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """Everything needed to extend one table, and nothing that is derived from it."""
+
+    model: str
+    family: str
+    table_key: str
+    length_keys: tuple[str, ...]
+    rows: int
+    width: int
+    dtype: str
+    offset: int
+    keep_cls: bool
+    target: int
+    method: str
+    keep_first: int
+    trained_window: int | None
+
+    @property
+    def positions(self) -> int:
+        return self.rows - self.offset
+
+    @property
+    def pinned(self) -> int:
+        return self.offset + int(self.keep_cls)
+
+    @property
+    def new_rows(self) -> int:
+        return self.target + self.offset
+
+    @property
+    def factor(self) -> float:
+        return self.target / self.positions
+
+    def new_table(self, table: torch.Tensor) -> torch.Tensor:
+        body_keep = max(self.keep_first - int(self.keep_cls), 0)
+        return resample_table(table, self.new_rows, self.method, self.pinned, body_keep)
+
+    def describe(self) -> list[tuple[str, str]]:
+        keep = f"positions 0..{self.keep_first - 1} kept exactly" if self.keep_first else "none"
+        return [
+            ("model", self.model),
+            ("family", self.family),
+            ("position table", f"{self.table_key}  ({self.rows} x {self.width}, {self.dtype})"),
+            ("offset", f"{self.offset} reserved row(s) before position 0"),
+            ("positions", f"{self.positions} -> {self.target}  (x{self.factor:.3g})"),
+            ("trained window", str(self.trained_window or "unknown")),
+            ("method", self.method + ("  (first row [CLS] kept out of the curve)" if self.keep_cls else "")
+             if self.target != self.positions else "none (give --to N)"),
+            ("kept exactly", keep),
+            ("config", ", ".join(f"{key} = {self.new_rows}" for key in self.length_keys)),
+        ]
+
+    def provenance(self) -> dict:
+        return {**asdict(self), "new_rows": self.new_rows, "factor": self.factor}
+
+
+def _find_table_key(folder: ModelFolder, table_path: str) -> str:
+    suffix = f"{table_path}.weight"
+    keys = [key for key in folder.weight_files if key == suffix or key.endswith("." + suffix)]
+    if not keys:
+        raise CtxextError(
+            f"no position table '{table_path}' in {folder.root} (no tensor named *{suffix}); "
+            "check --embeddings_attr_name"
+        )
+    if len(keys) > 1:
+        raise CtxextError(f"several tensors match '{table_path}': {', '.join(keys)}; give a longer path")
+    return keys[0]
+
+
+def _trained_window(folder: ModelFolder) -> int | None:
+    st_config = folder.transformer_dir / "sentence_bert_config.json"
+    if st_config.is_file():
+        value = read_json(st_config).get("max_seq_length")
+        return int(value) if isinstance(value, int) else None
+    return None
+
+
+def _parse_target(to) -> int:
+    try:
+        value = int(str(to))
+    except ValueError:
+        raise CtxextError(f"target length must be a whole number of tokens, not {to!r}") from None
+    if value <= 0:
+        raise CtxextError(f"target length must be positive, not {value}")
+    return value
+
+
+def _check_method(method: str) -> None:
+    if method in APE_METHODS:
+        return
+    if method in ROPE_METHOD_NAMES:
+        raise CtxextError(f"method {method!r} is for RoPE models; a learned table takes one of {', '.join(APE_METHODS)}")
+    raise CtxextError(f"unknown method {method!r}{did_you_mean(method, APE_METHODS)}; choose from {', '.join(APE_METHODS)}")
+
+
+def plan_table(
+    folder: ModelFolder,
+    to: int | str | None,
+    method: str = "cubic",
+    table_path: str | None = None,
+    offset: int | None = None,
+    keep_cls: bool = False,
+    keep_first: int | str = 0,
+    allow_same: bool = False,
+) -> TablePlan:
+    """Check the request against the folder and return the plan; raises CtxextError on bad input."""
+    _check_method(method)
+    family = family_of(folder.config, table_path)
+    if family.kind != "learned":
+        raise CtxextError(f"{folder.root} is a {family.name} model: {family.advice}")
+    key = _find_table_key(folder, family.table)
+    table = folder.read_tensor(key)
+    if table.ndim != 2:
+        raise CtxextError(f"{key} has shape {tuple(table.shape)}, not (positions, width)")
+    rows = table.shape[0]
+    detected = table_offset(family, folder.config)
+    if offset is None:
+        offset = detected
+    elif offset != detected:
+        log.warning("offset %d differs from the %d that %s models use", offset, detected, family.name)
+    if not 0 <= offset < rows - 1:
+        raise CtxextError(f"offset {offset} must be at least 0 and below the table's {rows - 1} rows")
+    length_keys = tuple(k for k in family.length_keys if k in folder.config) or ("max_position_embeddings",)
+    positions = rows - offset
+    if to is None and method == DOUBLING:
+        to = 2 * (rows - offset - keep_cls) + int(keep_cls)
+    if to is None and allow_same:
+        to = positions
+    if to is None:
+        raise CtxextError("give the target length (--to N)")
+    target = _parse_target(to)
+    if target < positions or (target == positions and not allow_same):
+        raise CtxextError(f"target {target} is not above the model's {positions} positions")
+    trained = _trained_window(folder)
+    keep = _parse_keep_first(keep_first, trained, positions)
+    if keep and method == DOUBLING:
+        raise CtxextError("--keep-first needs an interpolating method, not 'double'")
+    if keep_cls and offset:
+        raise CtxextError("--keep-cls is for models whose position 0 is [CLS] (offset 0)")
+    plan = TablePlan(
+        model=str(folder.root), family=family.name, table_key=key, length_keys=length_keys,
+        rows=rows, width=table.shape[1], dtype=str(table.dtype).removeprefix("torch."), offset=offset,
+        keep_cls=keep_cls, target=target, method=method, keep_first=keep, trained_window=trained,
+    )
+    if method == DOUBLING and target != 2 * (positions - keep_cls) + int(keep_cls):
+        raise CtxextError(f"'double' doubles the table to {2 * (positions - keep_cls) + int(keep_cls)} positions; "
+                          f"use 'linear' for {target}")
+    return plan
+
+
+def _parse_keep_first(keep_first, trained: int | None, positions: int) -> int:
+    if keep_first in (None, 0, "0"):
+        return 0
+    if keep_first == "auto":
+        if trained is None or trained >= positions:
+            raise CtxextError("--keep-first auto needs a trained window shorter than the table; give a number")
+        return trained
+    try:
+        keep = int(keep_first)
+    except (TypeError, ValueError):
+        raise CtxextError(f"--keep-first takes a number of positions or 'auto', not {keep_first!r}") from None
+    if not 0 <= keep < positions:
+        raise CtxextError(f"--keep-first {keep} must be below the model's {positions} positions")
+    return keep
+
+
+def weight_replacements(folder: ModelFolder, plan: TablePlan) -> dict[str, torch.Tensor]:
+    """The new table and every stored length-dependent buffer beside it, keyed as in the weights."""
+    prefix = plan.table_key.rsplit(".", 2)[0] + "." if plan.table_key.count(".") >= 2 else ""
+    replacements = {plan.table_key: plan.new_table(folder.read_tensor(plan.table_key))}
+    for name in LENGTH_BUFFERS:
+        key = prefix + name
+        if key in folder.weight_files:
+            old = folder.read_tensor(key)
+            replacements[key] = _length_buffer(name, plan.new_rows, old.dtype, old.device)
+    return replacements
+
+
+def _length_buffer(name: str, rows: int, dtype, device) -> torch.Tensor:
+    if name == "position_ids":
+        return torch.arange(rows, dtype=dtype, device=device).unsqueeze(0)
+    return torch.zeros((1, rows), dtype=dtype, device=device)
+
+
+def _table_module(model: nn.Module, plan: TablePlan) -> tuple[nn.Module, str]:
+    path = plan.table_key.removesuffix(".weight")
+    candidates = [path, path.split(".", 1)[-1]]
+    for candidate in candidates:
+        try:
+            module = model.get_submodule(candidate)
+        except AttributeError:
+            continue
+        if isinstance(module, nn.Embedding):
+            parent_path, _, name = candidate.rpartition(".")
+            return model.get_submodule(parent_path), name
+    raise CtxextError(f"the loaded model has no embedding at {path}")
+
+
+@contextmanager
+def extended_in_memory(model: nn.Module, plan: TablePlan):
+    """Apply the plan to a loaded model for the duration of the block, then restore it exactly."""
+    parent, name = _table_module(model, plan)
+    old_embedding = getattr(parent, name)
+    old_buffers = {b: getattr(parent, b) for b in LENGTH_BUFFERS if b in parent._buffers}
+    old_config = {key: getattr(model.config, key) for key in plan.length_keys if hasattr(model.config, key)}
+    apply_in_memory(model, plan)
+    try:
+        yield model
+    finally:
+        setattr(parent, name, old_embedding)
+        parent._buffers.update(old_buffers)
+        for key, value in old_config.items():
+            setattr(model.config, key, value)
+
+
+def apply_in_memory(model: nn.Module, plan: TablePlan) -> nn.Module:
+    """Replace the table of a loaded model, resize its length buffers and update its config."""
+    parent, name = _table_module(model, plan)
+    old = getattr(parent, name)
+    new_weight = plan.new_table(old.weight.data)
+    embedding = nn.Embedding(
+        plan.new_rows, old.embedding_dim, padding_idx=old.padding_idx,
+        dtype=old.weight.dtype, device=old.weight.device,
+    )
+    embedding.weight.data = new_weight
+    setattr(parent, name, embedding)
+    for buffer in LENGTH_BUFFERS:
+        if buffer in parent._buffers and parent._buffers[buffer] is not None:
+            old_buffer = parent._buffers[buffer]
+            parent._buffers[buffer] = _length_buffer(buffer, plan.new_rows, old_buffer.dtype, old_buffer.device)
+    for key in plan.length_keys:
+        setattr(model.config, key, plan.new_rows)
+    return model
+
+
+def write_files(folder: ModelFolder, plan: TablePlan, staging: Path) -> None:
+    """Write the extended folder into ``staging`` (an empty folder): weights, config, tokenizer, ST."""
+    rewritten = rewrite_weights(folder, staging, weight_replacements(folder, plan))
+    copy_tree(folder.root, staging, skip=rewritten)
+    transformer_dir = staging / folder.transformer_dir.relative_to(folder.root)
+    config = read_json(transformer_dir / "config.json")
+    for key in plan.length_keys:
+        config[key] = plan.new_rows
+    write_json(transformer_dir / "config.json", config)
+    for directory in {staging, transformer_dir}:
+        tokenizer_config = directory / "tokenizer_config.json"
+        if tokenizer_config.is_file():
+            write_json(tokenizer_config, {**read_json(tokenizer_config), "model_max_length": plan.target})
+    st_config = transformer_dir / "sentence_bert_config.json"
+    if st_config.is_file():
+        write_json(st_config, {**read_json(st_config), "max_seq_length": plan.target})
