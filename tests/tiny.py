@@ -76,7 +76,7 @@ def save_sentence_transformer(folder: Path, family: str = "bert", window: int = 
 
     raw = save(family, folder.with_name(folder.name + "-raw"))
     transformer = st_models.Transformer(str(raw), max_seq_length=window)
-    pooling = st_models.Pooling(transformer.get_word_embedding_dimension(), "mean")
+    pooling = st_models.Pooling(transformer.get_embedding_dimension(), "mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(folder))
     return folder
 

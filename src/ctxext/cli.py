@@ -62,7 +62,7 @@ def build_parser() -> Parser:
     inspect = verbs.add_parser("inspect", help="show a model's positions and what --to N would change")
     inspect.add_argument("model", help="model folder")
     inspect.add_argument("--to", help="target length in tokens: also measure each method's short-text drift")
-    inspect.add_argument("--methods", default="linear,cubic,pchip,akima", help="methods to compare (comma-separated)")
+    inspect.add_argument("--methods", default="cubic,linear,pchip,akima", help="methods to compare (comma-separated)")
     inspect.add_argument("--texts", help="file of short texts, one per line (default: 64 shipped paragraphs)")
     add_table_options(inspect)
 

@@ -106,7 +106,7 @@ def _nearest(embeddings: torch.Tensor) -> torch.Tensor:
 def long_text(tokenizer, tokens: int, filler: str | None = None) -> str:
     """A text of about ``tokens`` tokens (special tokens included) from the shipped paragraphs."""
     source = filler or " ".join(default_short_texts())
-    ids = tokenizer(source, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(source, add_special_tokens=False, verbose=False)["input_ids"]
     while len(ids) < tokens:
         ids = ids + ids
     specials = len(tokenizer("", add_special_tokens=True)["input_ids"])

@@ -96,10 +96,19 @@ def _find_table_key(folder: ModelFolder, table_path: str) -> str:
 
 
 def _trained_window(folder: ModelFolder) -> int | None:
+    """The input length the model is declared for: Sentence-Transformers' max_seq_length (in
+    sentence_bert_config.json before v6, in the tokenizer's model_max_length since), else None."""
     st_config = folder.transformer_dir / "sentence_bert_config.json"
     if st_config.is_file():
         value = read_json(st_config).get("max_seq_length")
-        return int(value) if isinstance(value, int) else None
+        if isinstance(value, int):
+            return value
+    for directory in (folder.transformer_dir, folder.root):
+        tokenizer_config = directory / "tokenizer_config.json"
+        if folder.is_sentence_transformer and tokenizer_config.is_file():
+            value = read_json(tokenizer_config).get("model_max_length")
+            if isinstance(value, int) and value < 10**6:
+                return value
     return None
 
 
@@ -275,5 +284,6 @@ def write_files(folder: ModelFolder, plan: TablePlan, staging: Path) -> None:
         if tokenizer_config.is_file():
             write_json(tokenizer_config, {**read_json(tokenizer_config), "model_max_length": plan.target})
     st_config = transformer_dir / "sentence_bert_config.json"
-    if st_config.is_file():
-        write_json(st_config, {**read_json(st_config), "max_seq_length": plan.target})
+    if st_config.is_file() or folder.is_sentence_transformer:
+        current = read_json(st_config) if st_config.is_file() else {}
+        write_json(st_config, {**current, "max_seq_length": plan.target})

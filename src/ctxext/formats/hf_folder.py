@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -53,7 +54,11 @@ class ModelFolder:
     root: Path
     transformer_dir: Path
     config: dict
-    weight_files: dict[str, Path]  # tensor name -> file that holds it
+
+    @cached_property
+    def weight_files(self) -> dict[str, Path]:
+        """Tensor name -> the file that holds it (read from headers only)."""
+        return _index_weights(self.transformer_dir)
 
     @property
     def is_sentence_transformer(self) -> bool:
@@ -121,7 +126,7 @@ def open_model_folder(path: str | os.PathLike) -> ModelFolder:
     if not config_path.is_file():
         raise CtxextError(f"{root} is not a model folder: it has no config.json")
     config = read_json(config_path)
-    return ModelFolder(root, transformer_dir, config, _index_weights(transformer_dir))
+    return ModelFolder(root, transformer_dir, config)
 
 
 def check_output(out: Path, overwrite: bool) -> None:

@@ -1,0 +1,159 @@
+"""Every bad input ends in one line on stderr, exit code 2, no traceback, and nothing left behind."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tiny
+from ctxext.cli import main, run
+from ctxext.seed_cli import linear_main, spline_main
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    bert = tiny.save("bert", root / "bert")
+    roberta = tiny.save("roberta", root / "roberta")
+    no_config = root / "no-config"
+    no_config.mkdir()
+    (no_config / "notes.txt").write_text("hello")
+    broken_json = tiny.save("bert", root / "broken-json")
+    (broken_json / "config.json").write_text("{ not json")
+    corrupt = tiny.save("bert", root / "corrupt")
+    data = (corrupt / "model.safetensors").read_bytes()
+    (corrupt / "model.safetensors").write_bytes(data[: len(data) // 3])
+    garbage = tiny.save("bert", root / "garbage-header")
+    (garbage / "model.safetensors").write_bytes(b"\xff" * 64)
+    no_weights = tiny.save("bert", root / "no-weights")
+    (no_weights / "model.safetensors").unlink()
+    unknown = tiny.save("bert", root / "unknown-family")
+    config = json.loads((unknown / "config.json").read_text())
+    (unknown / "config.json").write_text(json.dumps({**config, "model_type": "frobnicator"}))
+    deberta = root / "deberta"
+    deberta.mkdir()
+    (deberta / "config.json").write_text(json.dumps({"model_type": "deberta-v2", "max_position_embeddings": 512}))
+    llama = root / "llama"
+    llama.mkdir()
+    (llama / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": 2048}))
+    a_file = root / "a-file.txt"
+    a_file.write_text("not a folder")
+    existing = root / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("mine")
+    return root
+
+
+CASES = {
+    "missing path": (["extend", "{root}/nowhere", "--to", "128", "-o", "{out}"], "no such file"),
+    "path is a file": (["extend", "{root}/a-file.txt", "--to", "128", "-o", "{out}"], "not a model folder"),
+    "folder with no model": (["extend", "{root}/no-config", "--to", "128", "-o", "{out}"], "no config.json"),
+    "config not json": (["extend", "{root}/broken-json", "--to", "128", "-o", "{out}"], "not valid json"),
+    "truncated safetensors": (["extend", "{root}/corrupt", "--to", "128", "-o", "{out}"], "corrupt"),
+    "garbage safetensors": (["extend", "{root}/garbage-header", "--to", "128", "-o", "{out}"], "corrupt"),
+    "no weights": (["extend", "{root}/no-weights", "--to", "128", "-o", "{out}"], "has no weights"),
+    "target equal to original": (["extend", "{root}/bert", "--to", "64", "-o", "{out}"], "not above"),
+    "target below original": (["extend", "{root}/bert", "--to", "10", "-o", "{out}"], "not above"),
+    "non-integer target": (["extend", "{root}/bert", "--to", "2k", "-o", "{out}"], "whole number"),
+    "negative target": (["extend", "{root}/bert", "--to=-5", "-o", "{out}"], "positive"),
+    "missing target": (["extend", "{root}/bert", "-o", "{out}"], "--to"),
+    "near-miss method": (["extend", "{root}/bert", "--to", "128", "--method", "cubc", "-o", "{out}"],
+                         "did you mean 'cubic'"),
+    "rope method on a table": (["extend", "{root}/bert", "--to", "128", "--method", "yarn", "-o", "{out}"],
+                               "for rope models"),
+    "wrong table path": (["extend", "{root}/bert", "--to", "128", "--table", "embeddings.posit", "-o", "{out}"],
+                         "no position table"),
+    "offset beyond table": (["extend", "{root}/bert", "--to", "128", "--offset", "64", "-o", "{out}"], "offset 64"),
+    "negative offset": (["extend", "{root}/bert", "--to", "128", "--offset=-1", "-o", "{out}"], "offset -1"),
+    "unknown family": (["extend", "{root}/unknown-family", "--to", "128", "-o", "{out}"], "unknown model family"),
+    "relative-position model": (["extend", "{root}/deberta", "--to", "1024", "-o", "{out}"], "relative positions"),
+    "rope model": (["extend", "{root}/llama", "--to", "4096", "-o", "{out}"], "rotary"),
+    "existing output": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/existing"], "already exists"),
+    "output parent missing": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/no/such/dir"], "does not exist"),
+    "output under a file": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/a-file.txt/out"],
+                            "does not exist"),
+    "double to a wrong length": (["extend", "{root}/bert", "--to", "100", "--method", "double", "-o", "{out}"],
+                                 "doubles the table to 128"),
+    "keep-first too large": (["extend", "{root}/bert", "--to", "128", "--keep-first", "64", "-o", "{out}"],
+                             "must be below"),
+    "keep-first not a number": (["extend", "{root}/bert", "--to", "128", "--keep-first", "half", "-o", "{out}"],
+                                "--keep-first takes"),
+    "keep-first auto with no trained window": (["extend", "{root}/bert", "--to", "128", "--keep-first", "auto",
+                                                "-o", "{out}"], "trained window"),
+    "keep-cls on an offset model": (["extend", "{root}/roberta", "--to", "128", "--keep-cls", "-o", "{out}"],
+                                    "offset 0"),
+    "missing output flag": (["extend", "{root}/bert", "--to", "128"], "required"),
+    "unknown verb": (["stretch", "{root}/bert"], "invalid choice"),
+    "texts file missing": (["extend", "{root}/bert", "--to", "128", "--texts", "{root}/none.txt", "-o", "{out}"],
+                           "cannot read texts"),
+}
+
+
+def fill(argv, root, out):
+    return [arg.format(root=root, out=out) for arg in argv]
+
+
+def listing(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_one_line_and_exit_2(models, tmp_path, capsys, name):
+    argv, fragment = CASES[name]
+    out = tmp_path / "out"
+    before, before_here = listing(models), listing(tmp_path)
+    code = run(main, fill(argv, models, out))
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("ctxext: error: ")
+    assert fragment.lower() in lines[0].lower()
+    assert "Traceback" not in captured.err
+    assert not out.exists()
+    assert listing(models) == before and listing(tmp_path) == before_here
+
+
+def test_seed_drop_in_bad_input_is_one_line(models, tmp_path, capsys):
+    code = run(spline_main, ["--model_name_or_path", str(models / "bert"), "--max_seq_length", "32",
+                             "--output_dir", str(tmp_path / "o")], prog="extend-context-spline")
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "not above" in err
+    code = run(linear_main, ["--model_name_or_path", str(models / "bert")], prog="extend-context-linear")
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--output_dir" in err
+
+
+def test_installed_command_has_no_traceback(models, tmp_path):
+    """Through the real console script, in its own process."""
+    ctxext = Path(sys.executable).with_name("ctxext")
+    result = subprocess.run([str(ctxext), "extend", str(models / "corrupt"), "--to", "128", "-o", str(tmp_path / "o")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "corrupt" in result.stderr, result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_failure_after_writing_started_leaves_nothing(models, tmp_path, monkeypatch):
+    """A failure inside the atomic write (here: the check of the written model) removes the staging folder."""
+    import ctxext.encoder as encoder
+    from ctxext.errors import CtxextError
+
+    def failing_verify(*args, **kwargs):
+        raise CtxextError("simulated failure while checking the written model")
+
+    monkeypatch.setattr(encoder, "verify", failing_verify)
+    before = listing(tmp_path)
+    assert run(main, ["extend", str(models / "bert"), "--to", "128", "-o", str(tmp_path / "out")]) == 2
+    assert listing(tmp_path) == before
+
+
+def test_existing_output_is_replaced_only_with_overwrite(models, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    assert run(main, ["extend", str(models / "bert"), "--to", "128", "-o", str(out), "--no-check", "--overwrite"]) == 0
+    assert not (out / "old.txt").exists() and (out / "model.safetensors").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
