@@ -20,8 +20,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2000)
     args = parser.parse_args()
     extended = SentenceTransformer(args.extended, device="cpu")
-    words = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, "
-             "must be in want of a wife. ").split() * 200
+    words = (
+        "It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+        "must be in want of a wife. "
+    ).split() * 200
     while len(extended.tokenizer(" ".join(words))["input_ids"]) > args.tokens:
         words = words[:-5]
     text = " ".join(words)
@@ -32,8 +34,10 @@ def main() -> None:
         start = time.perf_counter()
         try:
             vector = model.encode([text])
-            print(f"{name:9} {count}-token text -> embedding of {vector.shape[1]} dims "
-                  f"in {time.perf_counter() - start:.2f} s")
+            print(
+                f"{name:9} {count}-token text -> embedding of {vector.shape[1]} dims "
+                f"in {time.perf_counter() - start:.2f} s"
+            )
         except (RuntimeError, IndexError) as exc:
             print(f"{name:9} {count}-token text -> fails: {str(exc).splitlines()[0][:100]}")
 

@@ -43,8 +43,9 @@ def test_doubling_is_linear_interpolation_at_half_positions():
     doubled = double_rows(original)
     assert doubled.shape == (20, 6)
     assert torch.equal(doubled[0::2], original)
-    expected = np.stack([np.interp(np.minimum(np.arange(20) / 2, 9), np.arange(10), original[:, d].numpy())
-                         for d in range(6)], axis=1)
+    expected = np.stack(
+        [np.interp(np.minimum(np.arange(20) / 2, 9), np.arange(10), original[:, d].numpy()) for d in range(6)], axis=1
+    )
     np.testing.assert_allclose(doubled.numpy(), expected, atol=1e-6)
     assert torch.equal(doubled[-1], original[-1])
 

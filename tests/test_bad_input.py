@@ -15,8 +15,8 @@ from ctxext.seed_cli import linear_main, spline_main
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
-    bert = tiny.save("bert", root / "bert")
-    roberta = tiny.save("roberta", root / "roberta")
+    tiny.save("bert", root / "bert")
+    tiny.save("roberta", root / "roberta")
     no_config = root / "no-config"
     no_config.mkdir()
     (no_config / "notes.txt").write_text("hello")
@@ -59,12 +59,18 @@ CASES = {
     "non-integer target": (["extend", "{root}/bert", "--to", "2k", "-o", "{out}"], "whole number"),
     "negative target": (["extend", "{root}/bert", "--to=-5", "-o", "{out}"], "positive"),
     "missing target": (["extend", "{root}/bert", "-o", "{out}"], "--to"),
-    "near-miss method": (["extend", "{root}/bert", "--to", "128", "--method", "cubc", "-o", "{out}"],
-                         "did you mean 'cubic'"),
-    "rope method on a table": (["extend", "{root}/bert", "--to", "128", "--method", "yarn", "-o", "{out}"],
-                               "for rope models"),
-    "wrong table path": (["extend", "{root}/bert", "--to", "128", "--table", "embeddings.posit", "-o", "{out}"],
-                         "no position table"),
+    "near-miss method": (
+        ["extend", "{root}/bert", "--to", "128", "--method", "cubc", "-o", "{out}"],
+        "did you mean 'cubic'",
+    ),
+    "rope method on a table": (
+        ["extend", "{root}/bert", "--to", "128", "--method", "yarn", "-o", "{out}"],
+        "for rope models",
+    ),
+    "wrong table path": (
+        ["extend", "{root}/bert", "--to", "128", "--table", "embeddings.posit", "-o", "{out}"],
+        "no position table",
+    ),
     "offset beyond table": (["extend", "{root}/bert", "--to", "128", "--offset", "64", "-o", "{out}"], "offset 64"),
     "negative offset": (["extend", "{root}/bert", "--to", "128", "--offset=-1", "-o", "{out}"], "offset -1"),
     "unknown family": (["extend", "{root}/unknown-family", "--to", "128", "-o", "{out}"], "unknown model family"),
@@ -72,22 +78,33 @@ CASES = {
     "rope model": (["extend", "{root}/llama", "--to", "4096", "-o", "{out}"], "rotary"),
     "existing output": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/existing"], "already exists"),
     "output parent missing": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/no/such/dir"], "does not exist"),
-    "output under a file": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/a-file.txt/out"],
-                            "does not exist"),
-    "double to a wrong length": (["extend", "{root}/bert", "--to", "100", "--method", "double", "-o", "{out}"],
-                                 "doubles the table to 128"),
-    "keep-first too large": (["extend", "{root}/bert", "--to", "128", "--keep-first", "64", "-o", "{out}"],
-                             "must be below"),
-    "keep-first not a number": (["extend", "{root}/bert", "--to", "128", "--keep-first", "half", "-o", "{out}"],
-                                "--keep-first takes"),
-    "keep-first auto with no trained window": (["extend", "{root}/bert", "--to", "128", "--keep-first", "auto",
-                                                "-o", "{out}"], "trained window"),
-    "keep-cls on an offset model": (["extend", "{root}/roberta", "--to", "128", "--keep-cls", "-o", "{out}"],
-                                    "offset 0"),
+    "output under a file": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/a-file.txt/out"], "does not exist"),
+    "double to a wrong length": (
+        ["extend", "{root}/bert", "--to", "100", "--method", "double", "-o", "{out}"],
+        "doubles the table to 128",
+    ),
+    "keep-first too large": (
+        ["extend", "{root}/bert", "--to", "128", "--keep-first", "64", "-o", "{out}"],
+        "must be below",
+    ),
+    "keep-first not a number": (
+        ["extend", "{root}/bert", "--to", "128", "--keep-first", "half", "-o", "{out}"],
+        "--keep-first takes",
+    ),
+    "keep-first auto with no trained window": (
+        ["extend", "{root}/bert", "--to", "128", "--keep-first", "auto", "-o", "{out}"],
+        "trained window",
+    ),
+    "keep-cls on an offset model": (
+        ["extend", "{root}/roberta", "--to", "128", "--keep-cls", "-o", "{out}"],
+        "offset 0",
+    ),
     "missing output flag": (["extend", "{root}/bert", "--to", "128"], "required"),
     "unknown verb": (["stretch", "{root}/bert"], "invalid choice"),
-    "texts file missing": (["extend", "{root}/bert", "--to", "128", "--texts", "{root}/none.txt", "-o", "{out}"],
-                           "cannot read texts"),
+    "texts file missing": (
+        ["extend", "{root}/bert", "--to", "128", "--texts", "{root}/none.txt", "-o", "{out}"],
+        "cannot read texts",
+    ),
 }
 
 
@@ -117,8 +134,11 @@ def test_bad_input_is_one_line_and_exit_2(models, tmp_path, capsys, name):
 
 
 def test_seed_drop_in_bad_input_is_one_line(models, tmp_path, capsys):
-    code = run(spline_main, ["--model_name_or_path", str(models / "bert"), "--max_seq_length", "32",
-                             "--output_dir", str(tmp_path / "o")], prog="extend-context-spline")
+    code = run(
+        spline_main,
+        ["--model_name_or_path", str(models / "bert"), "--max_seq_length", "32", "--output_dir", str(tmp_path / "o")],
+        prog="extend-context-spline",
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "not above" in err
     code = run(linear_main, ["--model_name_or_path", str(models / "bert")], prog="extend-context-linear")
@@ -129,8 +149,12 @@ def test_seed_drop_in_bad_input_is_one_line(models, tmp_path, capsys):
 def test_installed_command_has_no_traceback(models, tmp_path):
     """Through the real console script, in its own process."""
     ctxext = Path(sys.executable).with_name("ctxext")
-    result = subprocess.run([str(ctxext), "extend", str(models / "corrupt"), "--to", "128", "-o", str(tmp_path / "o")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(ctxext), "extend", str(models / "corrupt"), "--to", "128", "-o", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "corrupt" in result.stderr, result.stderr
     assert not (tmp_path / "o").exists()

@@ -55,8 +55,9 @@ def test_extended_to_2048_encodes_a_2000_token_text_in_a_fresh_process(minilm_pa
         "print(model.max_seq_length, tokens, vector.shape[1], 'ctxext' in sys.modules)\n"
     )
     source = Path(__file__).parents[1] / "src" / "ctxext" / "data" / "short_texts.txt"
-    result = subprocess.run([sys.executable, "-c", script, str(out), str(source)], capture_output=True, text=True,
-                            timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(out), str(source)], capture_output=True, text=True, timeout=300, check=True
+    )
     max_seq_length, tokens, width, imported = result.stdout.split()
     assert max_seq_length == "2048" and 2000 <= int(tokens) <= 2048 and width == "384" and imported == "False"
 

@@ -36,14 +36,29 @@ def test_lengths_are_written_for_every_reader(st_model, tmp_path):
 
 
 def test_keep_first_auto_keeps_short_inputs_exact_and_reads_long_ones(st_model, tmp_path):
-    plan, result = extend_encoder(st_model, tmp_path / "keep", 200, "cubic", keep_first="auto",
-                                  texts=[tiny.words(n, seed=n) for n in range(3, 29)])
+    plan, result = extend_encoder(
+        st_model,
+        tmp_path / "keep",
+        200,
+        "cubic",
+        keep_first="auto",
+        texts=[tiny.words(n, seed=n) for n in range(3, 29)],
+    )
     assert plan.keep_first == 32 == plan.trained_window
     assert result.short_text_drift["min_cosine"] >= 0.999999
     texts = [tiny.words(20), tiny.words(180, seed=1)]
     torch.save([{"folder": str(tmp_path / "keep"), "sentence": True, "texts": texts}], tmp_path / "jobs.pt")
-    subprocess.run([sys.executable, str(Path(__file__).with_name("reload_plain.py")), str(tmp_path / "jobs.pt"),
-                    str(tmp_path / "out.pt")], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("reload_plain.py")),
+            str(tmp_path / "jobs.pt"),
+            str(tmp_path / "out.pt"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     reloaded = torch.load(tmp_path / "out.pt", weights_only=False)
     assert not reloaded["ctxext_loaded"]
     assert reloaded["results"][0]["max_seq_length"] == 200
@@ -54,8 +69,9 @@ def test_keep_first_auto_keeps_short_inputs_exact_and_reads_long_ones(st_model, 
 
 def test_drift_is_exactly_zero_only_for_the_keep_variant(st_model):
     texts = [tiny.words(n, seed=n) for n in range(3, 29)]
-    results = drift_by_method(open_model_folder(st_model), 200,
-                              [{"method": "cubic"}, {"method": "cubic", "keep_first": "auto"}], texts)
+    results = drift_by_method(
+        open_model_folder(st_model), 200, [{"method": "cubic"}, {"method": "cubic", "keep_first": "auto"}], texts
+    )
     assert results["cubic keep<32"]["min_cosine"] >= 0.999999
     assert results["cubic"]["mean_cosine"] < 0.9999
 
@@ -72,11 +88,37 @@ def test_drift_by_method_restores_the_model(st_model):
 
 
 def test_seed_commands_as_drop_ins(st_model, tmp_path, capsys):
-    assert run(spline_main, ["--model_name_or_path", str(st_model), "--max_seq_length", "150",
-                             "--output_dir", str(tmp_path / "spline")]) == 0
+    assert (
+        run(
+            spline_main,
+            [
+                "--model_name_or_path",
+                str(st_model),
+                "--max_seq_length",
+                "150",
+                "--output_dir",
+                str(tmp_path / "spline"),
+            ],
+        )
+        == 0
+    )
     assert run(linear_main, ["--model_name_or_path", str(st_model), "--output_dir", str(tmp_path / "double")]) == 0
-    assert run(generic_main, ["--model_name_or_path", str(st_model), "--max_seq_length", "150",
-                              "--interpolation_type", "quadratic", "--output_dir", str(tmp_path / "quad")]) == 0
+    assert (
+        run(
+            generic_main,
+            [
+                "--model_name_or_path",
+                str(st_model),
+                "--max_seq_length",
+                "150",
+                "--interpolation_type",
+                "quadratic",
+                "--output_dir",
+                str(tmp_path / "quad"),
+            ],
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "64 -> 150 positions (cubic" in printed and "64 -> 128 positions (double" in printed
     assert "(quadratic" in printed

@@ -56,7 +56,9 @@ def matrix(tmp_path_factory):
     torch.save(jobs, root / "jobs.pt")
     process = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("reload_plain.py")), str(root / "jobs.pt"), str(root / "out.pt")],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert process.returncode == 0, process.stderr[-3000:]
     reloaded = torch.load(root / "out.pt", weights_only=False)
@@ -98,7 +100,10 @@ def test_original_length_leaves_every_weight_bit_identical(tmp_path, family):
     staging = tmp_path / "same"
     staging.mkdir()
     write_files(folder, plan, staging)
-    with safe_open(str(source / "model.safetensors"), "pt") as a, safe_open(str(staging / "model.safetensors"), "pt") as b:
+    with (
+        safe_open(str(source / "model.safetensors"), "pt") as a,
+        safe_open(str(staging / "model.safetensors"), "pt") as b,
+    ):
         assert set(a.keys()) == set(b.keys())
         for key in a.keys():
             assert torch.equal(a.get_tensor(key), b.get_tensor(key)), key
@@ -144,6 +149,15 @@ def test_the_warning_check_catches_an_unexpected_key(tmp_path):
     state["embeddings.token_type_ids"] = torch.zeros((2, tiny.POSITIONS), dtype=torch.long)
     save_file(state, source / "model.safetensors", {"format": "pt"})
     torch.save([{"folder": str(source), "ids": tiny.input_ids(8)}], tmp_path / "jobs.pt")
-    subprocess.run([sys.executable, str(Path(__file__).with_name("reload_plain.py")), str(tmp_path / "jobs.pt"),
-                    str(tmp_path / "out.pt")], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("reload_plain.py")),
+            str(tmp_path / "jobs.pt"),
+            str(tmp_path / "out.pt"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert "unexpected" in torch.load(tmp_path / "out.pt", weights_only=False)["messages"].lower()

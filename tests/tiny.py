@@ -25,15 +25,26 @@ FAMILIES = {
     "xlm-roberta": ("XLMRobertaConfig", _ROBERTA, "XLMRobertaModel"),
     "camembert": ("CamembertConfig", _ROBERTA, "CamembertModel"),
     "mpnet": ("MPNetConfig", _ROBERTA, "MPNetModel"),
-    "distilbert": ("DistilBertConfig",
-                   dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=POSITIONS, pad_token_id=1),
-                   "DistilBertModel"),
-    "albert": ("AlbertConfig", dict(_SMALL, embedding_size=16, max_position_embeddings=POSITIONS, pad_token_id=1),
-               "AlbertModel"),
-    "electra": ("ElectraConfig", dict(_SMALL, embedding_size=16, max_position_embeddings=POSITIONS, pad_token_id=1),
-                "ElectraModel"),
-    "gpt2": ("GPT2Config", dict(n_embd=32, n_layer=2, n_head=2, n_positions=POSITIONS,
-                                pad_token_id=1, bos_token_id=0, eos_token_id=2), "GPT2LMHeadModel"),
+    "distilbert": (
+        "DistilBertConfig",
+        dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=POSITIONS, pad_token_id=1),
+        "DistilBertModel",
+    ),
+    "albert": (
+        "AlbertConfig",
+        dict(_SMALL, embedding_size=16, max_position_embeddings=POSITIONS, pad_token_id=1),
+        "AlbertModel",
+    ),
+    "electra": (
+        "ElectraConfig",
+        dict(_SMALL, embedding_size=16, max_position_embeddings=POSITIONS, pad_token_id=1),
+        "ElectraModel",
+    ),
+    "gpt2": (
+        "GPT2Config",
+        dict(n_embd=32, n_layer=2, n_head=2, n_positions=POSITIONS, pad_token_id=1, bos_token_id=0, eos_token_id=2),
+        "GPT2LMHeadModel",
+    ),
 }
 OFFSETS = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "mpnet": 2}
 
@@ -47,8 +58,15 @@ def tokenizer(max_length: int = POSITIONS, bos_eos: bool = True) -> PreTrainedTo
             single="<s> $A </s>", pair="<s> $A </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
         )
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-        mask_token="<mask>", cls_token="<s>", sep_token="</s>", model_max_length=max_length,
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
+        model_max_length=max_length,
     )
 
 
@@ -72,7 +90,8 @@ def save(family: str, folder: Path, dtype=torch.float32, safe: bool = True) -> P
 
 def save_sentence_transformer(folder: Path, family: str = "bert", window: int = 32) -> Path:
     """A Sentence-Transformers folder around a tiny model, with a trained window shorter than its table."""
-    from sentence_transformers import SentenceTransformer, models as st_models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import models as st_models
 
     raw = save(family, folder.with_name(folder.name + "-raw"))
     transformer = st_models.Transformer(str(raw), max_seq_length=window)

@@ -46,12 +46,21 @@ def run(main, argv=None, prog: str = "ctxext") -> int:
 
 def add_table_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("learned position tables")
-    group.add_argument("--table", "--embeddings_attr_name", dest="table", metavar="PATH",
-                       help="module path of the position table (found automatically for known families)")
+    group.add_argument(
+        "--table",
+        "--embeddings_attr_name",
+        dest="table",
+        metavar="PATH",
+        help="module path of the position table (found automatically for known families)",
+    )
     group.add_argument("--offset", type=int, help="rows before position 0 (found automatically: 2 for RoBERTa-like)")
     group.add_argument("--keep-cls", action="store_true", help="keep BERT's [CLS] row (position 0) out of the curve")
-    group.add_argument("--keep-first", default=0, metavar="K",
-                       help="keep positions 0..K-1 exactly as trained ('auto': the trained window)")
+    group.add_argument(
+        "--keep-first",
+        default=0,
+        metavar="K",
+        help="keep positions 0..K-1 exactly as trained ('auto': the trained window)",
+    )
 
 
 def build_parser() -> Parser:
@@ -93,7 +102,9 @@ def print_drift(results: dict[str, dict]) -> None:
     print("| method | texts | mean cosine | min cosine | nearest neighbour kept |")
     print("|---|---|---|---|---|")
     for label, d in results.items():
-        print(f"| {label} | {d['texts']} | {d['mean_cosine']:.4f} | {d['min_cosine']:.4f} | {100 * d['neighbour_kept']:.0f}% |")
+        kept = f"{100 * d['neighbour_kept']:.0f}%"
+        cells = [label, d["texts"], f"{d['mean_cosine']:.4f}", f"{d['min_cosine']:.4f}", kept]
+        print("| " + " | ".join(str(cell) for cell in cells) + " |")
 
 
 def cmd_inspect(args) -> None:
@@ -121,20 +132,30 @@ def cmd_extend(args) -> None:
 
     texts = read_texts(args.texts) if args.texts else None
     plan, result = extend_encoder(
-        args.model, args.output, args.to, args.method, overwrite=args.overwrite,
-        check=not args.no_check, texts=texts, **_table_kwargs(args),
+        args.model,
+        args.output,
+        args.to,
+        args.method,
+        overwrite=args.overwrite,
+        check=not args.no_check,
+        texts=texts,
+        **_table_kwargs(args),
     )
     _print_rows(plan.describe())
     if result:
-        print(f"\nlong input: a {result.long_input_tokens}-token text encodes "
-              f"({'finite' if result.long_input_ok else 'NOT finite'} embedding)")
+        print(
+            f"\nlong input: a {result.long_input_tokens}-token text encodes "
+            f"({'finite' if result.long_input_ok else 'NOT finite'} embedding)"
+        )
         print_drift({plan.method: result.short_text_drift})
     print(f"\nwrote {args.output}")
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     quiet_libraries()
     {"inspect": cmd_inspect, "extend": cmd_extend}[args.verb](args)
 

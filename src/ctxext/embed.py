@@ -67,9 +67,13 @@ class Embedder:
     @torch.inference_mode()
     def encode(self, texts: list[str], batch_size: int = 16) -> torch.Tensor:
         if self.sentence_transformer is not None:
-            return self.sentence_transformer.encode(
-                texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False
-            ).float().cpu()
+            return (
+                self.sentence_transformer.encode(
+                    texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False
+                )
+                .float()
+                .cpu()
+            )
         chunks = []
         for start in range(0, len(texts), batch_size):
             batch = self.tokenizer(

@@ -79,12 +79,15 @@ def extend_encoder(
 
 
 def _record(folder: Path, plan: TablePlan, result: Verification | None) -> None:
-    write_provenance(folder, {"kind": "learned-table", "plan": plan.provenance(),
-                              "verification": result.as_dict() if result else None})
+    write_provenance(
+        folder,
+        {"kind": "learned-table", "plan": plan.provenance(), "verification": result.as_dict() if result else None},
+    )
     lines = [
         f"This model's learned position table was extended by ctxext from {plan.positions} to "
         f"{plan.target} positions with no training (method `{plan.method}`"
-        + (f", positions below {plan.keep_first} kept exactly" if plan.keep_first else "") + ").",
+        + (f", positions below {plan.keep_first} kept exactly" if plan.keep_first else "")
+        + ").",
         "It loads with plain transformers and sentence-transformers; `ctxext.json` records how it was made.",
     ]
     if result:
@@ -114,4 +117,6 @@ def drift_by_method(
 
 
 def _label(plan: TablePlan) -> str:
-    return plan.method + (f" keep<{plan.keep_first}" if plan.keep_first else "") + (" keep-cls" if plan.keep_cls else "")
+    return (
+        plan.method + (f" keep<{plan.keep_first}" if plan.keep_first else "") + (" keep-cls" if plan.keep_cls else "")
+    )

@@ -26,9 +26,32 @@ class Family:
 _BERT_LIKE = ("bert", "distilbert", "albert", "electra", "ernie", "megatron-bert", "nomic_bert_ape")
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "mpnet", "data2vec-text", "roberta-prelayernorm")
 _ROPE = (
-    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "phi", "phi3", "gpt_neox", "gemma",
-    "gemma2", "gemma3", "gemma3_text", "olmo", "olmo2", "stablelm", "starcoder2", "granite", "cohere",
-    "falcon", "gptj", "persimmon", "nomic_bert", "modernbert", "roformer", "smollm3",
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen2_moe",
+    "qwen3",
+    "phi",
+    "phi3",
+    "gpt_neox",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "gemma3_text",
+    "olmo",
+    "olmo2",
+    "stablelm",
+    "starcoder2",
+    "granite",
+    "cohere",
+    "falcon",
+    "gptj",
+    "persimmon",
+    "nomic_bert",
+    "modernbert",
+    "roformer",
+    "smollm3",
 )
 _RELATIVE = ("deberta", "deberta-v2", "t5", "mt5", "longt5", "funnel", "transfo-xl", "xlnet")
 _ALIBI = ("bloom", "mpt")
@@ -41,19 +64,22 @@ for _name in _ROBERTA_LIKE:
 FAMILIES["gpt2"] = Family("gpt2", "learned", "wpe", length_keys=("n_positions", "n_ctx"))
 for _name in _ROPE:
     FAMILIES[_name] = Family(
-        _name, "rope",
+        _name,
+        "rope",
         advice="it uses rotary position embeddings, which have no table to interpolate; "
         "extend it by RoPE scaling (methods linear, ntk, dynamic, yarn, llama3)",
     )
 for _name in _RELATIVE:
     FAMILIES[_name] = Family(
-        _name, "relative",
+        _name,
+        "relative",
         advice="it uses relative positions only and has no absolute table to interpolate; "
         "it already reads any length, so raise the tokenizer's model_max_length instead",
     )
 for _name in _ALIBI:
     FAMILIES[_name] = Family(
-        _name, "alibi",
+        _name,
+        "alibi",
         advice="it uses ALiBi attention biases, which extrapolate without any table; "
         "raise the tokenizer's model_max_length instead",
     )

@@ -21,13 +21,18 @@ from .errors import CtxextError
 def _parser(prog: str, description: str, need_length: bool, types: tuple[str, ...] = ()) -> Parser:
     parser = Parser(prog=prog, description=description)
     parser.add_argument("--model_name_or_path", required=True, help="model folder to extend")
-    parser.add_argument("--max_seq_length", required=need_length,
-                        help="target length in usable tokens (excluding the offset rows)")
+    parser.add_argument(
+        "--max_seq_length", required=need_length, help="target length in usable tokens (excluding the offset rows)"
+    )
     parser.add_argument("--output_dir", required=True, help="folder to write (must not exist unless --overwrite)")
-    parser.add_argument("--embeddings_attr_name", default=None,
-                        help="module path of the position table (default: found from the model family)")
-    parser.add_argument("--offset", type=int, default=None,
-                        help="rows kept before position 0 (default: found from the model family)")
+    parser.add_argument(
+        "--embeddings_attr_name",
+        default=None,
+        help="module path of the position table (default: found from the model family)",
+    )
+    parser.add_argument(
+        "--offset", type=int, default=None, help="rows kept before position 0 (default: found from the model family)"
+    )
     if types:
         parser.add_argument("--interpolation_type", default="cubic", choices=types)
     parser.add_argument("--model_kwargs", default="{}", help="accepted for compatibility; only 'device' is read")
@@ -49,17 +54,26 @@ def _extend(args: argparse.Namespace, method: str) -> None:
     logging.basicConfig(level=logging.WARNING)
     quiet_libraries()
     plan, result = extend_encoder(
-        args.model_name_or_path, args.output_dir, args.max_seq_length, method,
-        table_path=args.embeddings_attr_name, offset=args.offset, overwrite=args.overwrite,
+        args.model_name_or_path,
+        args.output_dir,
+        args.max_seq_length,
+        method,
+        table_path=args.embeddings_attr_name,
+        offset=args.offset,
+        overwrite=args.overwrite,
     )
     if not args.quiet:
-        print(f"{plan.family}: {plan.positions} -> {plan.target} positions ({plan.method}, offset {plan.offset}); "
-              f"short-text mean cosine {result.short_text_drift['mean_cosine']:.4f}; wrote {args.output_dir}")
+        print(
+            f"{plan.family}: {plan.positions} -> {plan.target} positions ({plan.method}, offset {plan.offset}); "
+            f"short-text mean cosine {result.short_text_drift['mean_cosine']:.4f}; wrote {args.output_dir}"
+        )
 
 
 def spline_main(argv=None) -> None:
-    _extend(_parser("extend-context-spline", "Cubic-spline interpolation of a position table.", True)
-            .parse_args(argv), "cubic")
+    _extend(
+        _parser("extend-context-spline", "Cubic-spline interpolation of a position table.", True).parse_args(argv),
+        "cubic",
+    )
 
 
 def linear_main(argv=None) -> None:
@@ -68,8 +82,9 @@ def linear_main(argv=None) -> None:
 
 
 def generic_main(argv=None) -> None:
-    args = _parser("extend-context", "Positional embeddings interpolation.", True,
-                   ("linear", "quadratic", "cubic")).parse_args(argv)
+    args = _parser(
+        "extend-context", "Positional embeddings interpolation.", True, ("linear", "quadratic", "cubic")
+    ).parse_args(argv)
     _extend(args, args.interpolation_type)
 
 

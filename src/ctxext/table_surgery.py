@@ -72,8 +72,12 @@ class TablePlan:
             ("offset", f"{self.offset} reserved row(s) before position 0"),
             ("positions", f"{self.positions} -> {self.target}  (x{self.factor:.3g})"),
             ("trained window", str(self.trained_window or "unknown")),
-            ("method", self.method + ("  (first row [CLS] kept out of the curve)" if self.keep_cls else "")
-             if self.target != self.positions else "none (give --to N)"),
+            (
+                "method",
+                self.method + ("  (first row [CLS] kept out of the curve)" if self.keep_cls else "")
+                if self.target != self.positions
+                else "none (give --to N)",
+            ),
             ("kept exactly", keep),
             ("config", ", ".join(f"{key} = {self.new_rows}" for key in self.length_keys)),
         ]
@@ -126,8 +130,12 @@ def _check_method(method: str) -> None:
     if method in APE_METHODS:
         return
     if method in ROPE_METHOD_NAMES:
-        raise CtxextError(f"method {method!r} is for RoPE models; a learned table takes one of {', '.join(APE_METHODS)}")
-    raise CtxextError(f"unknown method {method!r}{did_you_mean(method, APE_METHODS)}; choose from {', '.join(APE_METHODS)}")
+        raise CtxextError(
+            f"method {method!r} is for RoPE models; a learned table takes one of {', '.join(APE_METHODS)}"
+        )
+    raise CtxextError(
+        f"unknown method {method!r}{did_you_mean(method, APE_METHODS)}; choose from {', '.join(APE_METHODS)}"
+    )
 
 
 def plan_table(
@@ -175,13 +183,25 @@ def plan_table(
     if keep_cls and offset:
         raise CtxextError("--keep-cls is for models whose position 0 is [CLS] (offset 0)")
     plan = TablePlan(
-        model=str(folder.root), family=family.name, table_key=key, length_keys=length_keys,
-        rows=rows, width=table.shape[1], dtype=str(table.dtype).removeprefix("torch."), offset=offset,
-        keep_cls=keep_cls, target=target, method=method, keep_first=keep, trained_window=trained,
+        model=str(folder.root),
+        family=family.name,
+        table_key=key,
+        length_keys=length_keys,
+        rows=rows,
+        width=table.shape[1],
+        dtype=str(table.dtype).removeprefix("torch."),
+        offset=offset,
+        keep_cls=keep_cls,
+        target=target,
+        method=method,
+        keep_first=keep,
+        trained_window=trained,
     )
     if method == DOUBLING and target != 2 * (positions - keep_cls) + int(keep_cls):
-        raise CtxextError(f"'double' doubles the table to {2 * (positions - keep_cls) + int(keep_cls)} positions; "
-                          f"use 'linear' for {target}")
+        raise CtxextError(
+            f"'double' doubles the table to {2 * (positions - keep_cls) + int(keep_cls)} positions; "
+            f"use 'linear' for {target}"
+        )
     return plan
 
 
@@ -256,8 +276,11 @@ def apply_in_memory(model: nn.Module, plan: TablePlan) -> nn.Module:
     old = getattr(parent, name)
     new_weight = plan.new_table(old.weight.data)
     embedding = nn.Embedding(
-        plan.new_rows, old.embedding_dim, padding_idx=old.padding_idx,
-        dtype=old.weight.dtype, device=old.weight.device,
+        plan.new_rows,
+        old.embedding_dim,
+        padding_idx=old.padding_idx,
+        dtype=old.weight.dtype,
+        device=old.weight.device,
     )
     embedding.weight.data = new_weight
     setattr(parent, name, embedding)

@@ -25,7 +25,7 @@ def versions() -> dict[str, str]:
 
 
 def write_provenance(folder: Path, record: dict) -> None:
-    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     write_json(folder / PROVENANCE_FILE, {"tool": "ctxext", "date": stamp, "versions": versions(), **record})
 
 

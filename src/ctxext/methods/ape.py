@@ -49,9 +49,7 @@ def _interpolant(kind: str, knots: np.ndarray, values: np.ndarray):
     raise ValueError(f"unknown interpolant {kind!r}; expected one of {', '.join(INTERPOLANTS)}")
 
 
-def interpolate_rows(
-    rows: torch.Tensor, new_rows: int, kind: str = "cubic", keep_first: int = 0
-) -> torch.Tensor:
+def interpolate_rows(rows: torch.Tensor, new_rows: int, kind: str = "cubic", keep_first: int = 0) -> torch.Tensor:
     """Resample a (L', d) block of position rows to (N', d) with one vectorised scipy call.
 
     Computed in float64 and cast back to the input's dtype and device. The first ``keep_first`` rows
@@ -94,9 +92,7 @@ def resample_table(
     head, body = table[:pinned], table[pinned:]
     if method == DOUBLING:
         if new_rows - pinned != 2 * body.shape[0]:
-            raise ValueError(
-                f"doubling gives {pinned + 2 * body.shape[0]} rows, not {new_rows}"
-            )
+            raise ValueError(f"doubling gives {pinned + 2 * body.shape[0]} rows, not {new_rows}")
         new_body = double_rows(body)
     else:
         new_body = interpolate_rows(body, new_rows - pinned, method, keep_first)
