@@ -161,3 +161,16 @@ def test_the_warning_check_catches_an_unexpected_key(tmp_path):
         timeout=300,
     )
     assert "unexpected" in torch.load(tmp_path / "out.pt", weights_only=False)["messages"].lower()
+
+
+def test_keep_cls_takes_the_first_row_out_of_the_curve(tmp_path):
+    from ctxext.methods.ape import interpolate_rows
+
+    folder = open_model_folder(tiny.save("bert", tmp_path / "bert"))
+    table = folder.read_tensor("embeddings.position_embeddings.weight")
+    plan = plan_table(folder, TARGET, "cubic", keep_cls=True)
+    new = plan.new_table(table)
+    assert plan.pinned == 1 and new.shape == (TARGET, 32)
+    assert torch.equal(new[0], table[0])
+    torch.testing.assert_close(new[1:], interpolate_rows(table[1:], TARGET - 1, "cubic"))
+    assert not torch.allclose(new[1:], plan_table(folder, TARGET, "cubic").new_table(table)[1:])
