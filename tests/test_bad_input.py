@@ -37,7 +37,9 @@ def models(tmp_path_factory):
     (deberta / "config.json").write_text(json.dumps({"model_type": "deberta-v2", "max_position_embeddings": 512}))
     llama = root / "llama"
     llama.mkdir()
-    (llama / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": 2048}))
+    (llama / "config.json").write_text(
+        json.dumps({"model_type": "llama", "max_position_embeddings": 2048, "hidden_size": 64, "num_attention_heads": 4})
+    )
     a_file = root / "a-file.txt"
     a_file.write_text("not a folder")
     existing = root / "existing"
@@ -75,7 +77,10 @@ CASES = {
     "negative offset": (["extend", "{root}/bert", "--to", "128", "--offset=-1", "-o", "{out}"], "offset -1"),
     "unknown family": (["extend", "{root}/unknown-family", "--to", "128", "-o", "{out}"], "unknown model family"),
     "relative-position model": (["extend", "{root}/deberta", "--to", "1024", "-o", "{out}"], "relative positions"),
-    "rope model": (["extend", "{root}/llama", "--to", "4096", "-o", "{out}"], "rotary"),
+    "table method on a rope model": (
+        ["extend", "{root}/llama", "--to", "4096", "--method", "cubic", "-o", "{out}"],
+        "for learned position tables",
+    ),
     "existing output": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/existing"], "already exists"),
     "output parent missing": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/no/such/dir"], "does not exist"),
     "output under a file": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/a-file.txt/out"], "does not exist"),

@@ -9,7 +9,10 @@ import sys
 
 from .errors import CtxextError
 
-METHOD_HELP = "how new positions are made (learned tables: cubic, linear, quadratic, pchip, akima, makima, double)"
+METHOD_HELP = (
+    "how new positions are made: learned tables cubic (default), linear, quadratic, pchip, akima, makima, "
+    "double; RoPE linear, ntk, dynamic, yarn (default), llama3"
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -45,7 +48,7 @@ def run(main, argv=None, prog: str = "ctxext") -> int:
 
 
 def add_table_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("learned position tables")
+    group = parser.add_argument_group("learned position tables (encoders, GPT-2)")
     group.add_argument(
         "--table",
         "--embeddings_attr_name",
@@ -61,6 +64,13 @@ def add_table_options(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="keep positions 0..K-1 exactly as trained ('auto': the trained window)",
     )
+    rope = parser.add_argument_group("rotary positions (decoders)")
+    rope.add_argument(
+        "--original",
+        type=int,
+        metavar="L",
+        help="the context the model was trained at, when its config does not say (default: read)",
+    )
 
 
 def build_parser() -> Parser:
@@ -69,26 +79,41 @@ def build_parser() -> Parser:
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
 
     inspect = verbs.add_parser("inspect", help="show a model's positions and what --to N would change")
-    inspect.add_argument("model", help="model folder")
-    inspect.add_argument("--to", help="target length in tokens: also measure each method's short-text drift")
-    inspect.add_argument("--methods", default="cubic,linear,pchip,akima", help="methods to compare (comma-separated)")
-    inspect.add_argument("--texts", help="file of short texts, one per line (default: 64 shipped paragraphs)")
+    inspect.add_argument("model", help="model folder, .gguf file or NeMo / Cerebras .yaml config")
+    inspect.add_argument("--to", help="target length in tokens: also compare what each method changes")
+    inspect.add_argument("--methods", help="methods to compare, comma-separated (default: all for the model's kind)")
+    inspect.add_argument("--texts", help="file of short texts, one per line, for encoder drift (default: shipped)")
     add_table_options(inspect)
 
     extend = verbs.add_parser("extend", help="write a model with a longer context")
-    extend.add_argument("model", help="model folder")
+    extend.add_argument("model", help="model folder, .gguf file or NeMo / Cerebras .yaml config")
     extend.add_argument("--to", help="target length in tokens")
-    extend.add_argument("--method", default="cubic", help=METHOD_HELP)
-    extend.add_argument("-o", "--output", required=True, help="output folder (must not exist unless --overwrite)")
+    extend.add_argument("--method", help=METHOD_HELP)
+    extend.add_argument("-o", "--output", required=True, help="output (must not exist unless --overwrite)")
+    extend.add_argument(
+        "--format",
+        default="same",
+        choices=("same", "hf"),
+        help="'hf' writes a Hugging Face folder from a GGUF input (default: same form as the input)",
+    )
     extend.add_argument("--overwrite", action="store_true", help="replace an existing output")
     extend.add_argument("--no-check", action="store_true", help="skip loading the output to verify it")
-    extend.add_argument("--texts", help="file of short texts for the drift check, one per line")
+    extend.add_argument("--texts", help="file of short texts for the encoder drift check, one per line")
     add_table_options(extend)
     return parser
 
 
-def _table_kwargs(args) -> dict:
-    return {"table_path": args.table, "offset": args.offset, "keep_cls": args.keep_cls, "keep_first": args.keep_first}
+def _options(args) -> dict:
+    from .embed import read_texts
+
+    return {
+        "table_path": args.table,
+        "offset": args.offset,
+        "keep_cls": args.keep_cls,
+        "keep_first": args.keep_first,
+        "original": args.original,
+        "texts": read_texts(args.texts) if args.texts else None,
+    }
 
 
 def _print_rows(rows) -> None:
@@ -107,55 +132,55 @@ def print_drift(results: dict[str, dict]) -> None:
         print("| " + " | ".join(str(cell) for cell in cells) + " |")
 
 
-def cmd_inspect(args) -> None:
-    from .embed import read_texts
-    from .encoder import drift_by_method
-    from .formats.hf_folder import open_model_folder
-    from .table_surgery import plan_table
+def print_pairs(pairs: list[dict]) -> None:
+    print("\nfrequency pairs per method (theta' = theta: kept; theta / s: interpolated; else blended)")
+    print("| method | pairs | attention factor | rope_theta | max_position_embeddings |")
+    print("|---|---|---|---|---|")
+    for row in pairs:
+        print(
+            f"| {row['method']} | {row['pairs']} | {row['attention_factor']:.4f} | {row['rope_theta']:.6g} "
+            f"| {row['max_position_embeddings']} |"
+        )
 
-    folder = open_model_folder(args.model)
-    options = _table_kwargs(args)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    plan = plan_table(folder, args.to, methods[0], allow_same=args.to is None, **options)
-    _print_rows(plan.describe())
-    if args.to:
-        texts = read_texts(args.texts) if args.texts else None
-        variants = [{**options, "method": m} for m in methods]
-        if plan.trained_window and plan.trained_window < plan.positions and not plan.keep_first:
-            variants.append({**options, "method": "cubic", "keep_first": "auto"})
-        print_drift(drift_by_method(folder, args.to, variants, texts))
+
+def print_report(report) -> None:
+    _print_rows(report.rows)
+    for note in report.notes:
+        print(f"\n{note}")
+    if report.drift:
+        print_drift(report.drift)
+    if report.pairs:
+        print_pairs(report.pairs)
+
+
+def cmd_inspect(args) -> None:
+    from . import api
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    print_report(api.inspect(args.model, args.to, methods, **_options(args)))
 
 
 def cmd_extend(args) -> None:
-    from .embed import read_texts
-    from .encoder import extend_encoder
+    from . import api
 
-    texts = read_texts(args.texts) if args.texts else None
-    plan, result = extend_encoder(
+    report = api.extend(
         args.model,
         args.output,
         args.to,
         args.method,
+        fmt=args.format,
         overwrite=args.overwrite,
         check=not args.no_check,
-        texts=texts,
-        **_table_kwargs(args),
+        **_options(args),
     )
-    _print_rows(plan.describe())
-    if result:
-        print(
-            f"\nlong input: a {result.long_input_tokens}-token text encodes "
-            f"({'finite' if result.long_input_ok else 'NOT finite'} embedding)"
-        )
-        print_drift({plan.method: result.short_text_drift})
+    print_report(report)
     print(f"\nwrote {args.output}")
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
     {"inspect": cmd_inspect, "extend": cmd_extend}[args.verb](args)
 

@@ -1,0 +1,265 @@
+"""One entry point for every kind of input: what a path holds decides which surgery runs.
+
+* a folder whose family has a learned absolute table  -> :mod:`ctxext.encoder`
+* a folder of a RoPE model                               -> :mod:`ctxext.decoder`
+* a ``.gguf`` file                                       -> GGUF out (or a HF folder with ``fmt="hf"``)
+* a ``.yaml`` / ``.yml`` NeMo or Cerebras model config   -> the same config with PI settings
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import CtxextError
+from .families import FAMILIES
+from .formats.hf_folder import atomic_folder, check_output, open_model_folder
+
+DEFAULT_METHOD = {"learned": "cubic", "rope": "yarn"}
+FORMATS = ("same", "hf", "gguf")
+
+
+@dataclass
+class Report:
+    """What a command prints: key/value rows, then tables or notes."""
+
+    rows: list[tuple[str, str]]
+    notes: list[str] = field(default_factory=list)
+    drift: dict | None = None
+    pairs: list[dict] | None = None
+
+
+def input_kind(path: str | Path) -> str:
+    path = Path(path)
+    if path.suffix.lower() == ".gguf":
+        return "gguf"
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return "yaml"
+    folder = open_model_folder(path)
+    family = FAMILIES.get(folder.config.get("model_type", ""))
+    if family is not None and family.kind != "learned":
+        return family.kind
+    if family is None and ("rope_theta" in folder.config or "rope_parameters" in folder.config):
+        return "rope"
+    return "learned"
+
+
+def extend(
+    model,
+    out,
+    to,
+    method: str | None = None,
+    *,
+    fmt: str = "same",
+    overwrite: bool = False,
+    check: bool = True,
+    texts=None,
+    table_path=None,
+    offset=None,
+    keep_cls=False,
+    keep_first=0,
+    original=None,
+) -> Report:
+    """Extend whatever ``model`` is and write ``out``; see the module docstring for the dispatch."""
+    if fmt not in FORMATS:
+        raise CtxextError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
+    kind = input_kind(model)
+    if kind in ("relative", "alibi"):
+        _refuse(model)
+    if kind == "learned":
+        from .encoder import extend_encoder
+
+        if fmt == "gguf":
+            raise CtxextError("a learned-table encoder is written as a folder; GGUF output is for RoPE decoders")
+        plan, result = extend_encoder(
+            model,
+            out,
+            to,
+            method or DEFAULT_METHOD["learned"],
+            table_path=table_path,
+            offset=offset,
+            keep_cls=keep_cls,
+            keep_first=keep_first,
+            overwrite=overwrite,
+            check=check,
+            texts=texts,
+        )
+        notes = []
+        if result:
+            notes.append(
+                f"long input: a {result.long_input_tokens}-token text encodes "
+                f"({'finite' if result.long_input_ok else 'NOT finite'} embedding)"
+            )
+        return Report(plan.describe(), notes, {plan.method: result.short_text_drift} if result else None)
+    method = method or DEFAULT_METHOD["rope"]
+    if kind == "rope":
+        from .decoder import extend_decoder_folder
+
+        if fmt == "gguf":
+            raise CtxextError("writing GGUF from a Hugging Face folder is llama.cpp's convert_hf_to_gguf.py's job")
+        plan, readback = extend_decoder_folder(
+            model, out, to, method, original=original, overwrite=overwrite, check=check
+        )
+        return Report(plan.describe(), _readback_notes(readback))
+    if kind == "gguf":
+        return _extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check)
+    return _extend_yaml(Path(model), Path(out), to, method, original, overwrite)
+
+
+def _refuse(model) -> None:
+    from .families import family_of
+
+    family = family_of(open_model_folder(model).config)
+    raise CtxextError(f"{model} is a {family.name} model: {family.advice}")
+
+
+def _readback_notes(readback: dict | None) -> list[str]:
+    if not readback:
+        return []
+    return [
+        f"transformers reads back the same frequencies (max relative error {readback['max_relative_error']:.1e}) "
+        f"and attention factor {readback['attention_factor']:.4f}"
+    ]
+
+
+def _extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, check) -> Report:
+    from .decoder import record_rope, transformers_readback, write_rope_folder
+    from .formats.gguf_file import gguf_config, read_metadata, rope_metadata, write_gguf
+    from .rope_surgery import plan_rope
+
+    check_output(out, overwrite)
+    config = gguf_config(path)
+    plan = plan_rope(config, str(path), to, method, original)
+    if fmt == "hf":
+        from .formats.gguf_to_hf import gguf_to_hf_folder
+
+        readback = None
+        with atomic_folder(out, overwrite) as staging:
+            with tempfile.TemporaryDirectory(dir=staging.parent, prefix=".ctxext-gguf-") as converted:
+                gguf_to_hf_folder(path, Path(converted))
+                write_rope_folder(Path(converted), plan, staging)
+            if check:
+                readback = transformers_readback(staging, plan)
+            record_rope(staging, plan, readback)
+        return Report(plan.describe(), _readback_notes(readback) + [f"wrote a Hugging Face folder (float32) to {out}"])
+    if out.suffix.lower() != ".gguf":
+        raise CtxextError(f"a GGUF output needs a .gguf name, not {out.name} (or pass --format hf for a folder)")
+    arch = config["model_type"]
+    metadata, freqs = rope_metadata(arch, plan)
+    staging = out.with_name(f".{out.name}.partial")
+    try:
+        write_gguf(path, staging, metadata, freqs)
+        staging.replace(out)
+    finally:
+        staging.unlink(missing_ok=True)
+    written = read_metadata(out, f"{arch}.")
+    shown = {k: written[k] for k in metadata if k in written}
+    return Report(
+        plan.describe(),
+        ["GGUF metadata read back: " + ", ".join(f"{k} = {v}" for k, v in shown.items())]
+        + ([f"added {len(freqs)} per-pair divisors as rope_freqs.weight"] if freqs is not None else []),
+    )
+
+
+def _extend_yaml(path: Path, out: Path, to, method, original, overwrite) -> Report:
+    from .formats.yaml_config import FLAVOURS, original_context, read_yaml_config, scaled_yaml
+
+    check_output(out, overwrite)
+    text, section, flavour = read_yaml_config(path)
+    if method != "linear":
+        raise CtxextError(f"{flavour} configs express Position Interpolation only; use --method linear, not {method!r}")
+    base = int(original) if original else original_context(section, flavour)
+    try:
+        target = int(str(to))
+    except ValueError:
+        raise CtxextError(f"target length must be a whole number of tokens, not {to!r}") from None
+    if target <= base:
+        raise CtxextError(f"target {target} is not above the model's original context of {base}")
+    factor = target / base
+    new_text = scaled_yaml(text, flavour, target, factor, path)
+    staging = out.with_name(f".{out.name}.partial")
+    try:
+        staging.write_text(new_text, encoding="utf-8")
+        staging.replace(out)
+    finally:
+        staging.unlink(missing_ok=True)
+    keys = FLAVOURS[flavour]
+    rows = [
+        ("config", str(path)),
+        ("flavour", flavour),
+        ("original context", str(base)),
+        ("target", f"{target}  (x{factor:.3g})"),
+        ("method", "linear (Position Interpolation)"),
+        ("written", ", ".join(f"{k} = {target}" for k in keys["lengths"]) + f", {keys['factor']} = {factor:g}"),
+    ]
+    return Report(rows)
+
+
+def inspect(
+    model,
+    to=None,
+    methods: list[str] | None = None,
+    texts=None,
+    table_path=None,
+    offset=None,
+    keep_cls=False,
+    keep_first=0,
+    original=None,
+) -> Report:
+    """Describe a model's positions; with ``to``, what each method would change."""
+    kind = input_kind(model)
+    if kind == "learned":
+        from .encoder import drift_by_method
+        from .table_surgery import plan_table
+
+        folder = open_model_folder(model)
+        options = {"table_path": table_path, "offset": offset, "keep_cls": keep_cls, "keep_first": keep_first}
+        methods = methods or ["cubic", "linear", "pchip", "akima"]
+        plan = plan_table(folder, to, methods[0], allow_same=to is None, **options)
+        if not to:
+            return Report(plan.describe())
+        variants = [{**options, "method": m} for m in methods]
+        if plan.trained_window and plan.trained_window < plan.positions and not plan.keep_first:
+            variants.append({**options, "method": "cubic", "keep_first": "auto"})
+        return Report(plan.describe(), drift=drift_by_method(folder, to, variants, texts))
+    if kind in ("relative", "alibi"):
+        _refuse(model)
+    from .methods.rope import ROPE_METHODS, classify_pairs, default_inv_freq
+    from .rope_surgery import pair_summary, plan_rope
+
+    if kind == "gguf":
+        from .formats.gguf_file import gguf_config
+
+        config = gguf_config(model)
+    elif kind == "yaml":
+        from .formats.yaml_config import original_context, read_yaml_config
+
+        _, section, flavour = read_yaml_config(model)
+        return Report(
+            [
+                ("config", str(model)),
+                ("flavour", flavour),
+                ("original context", str(original_context(section, flavour))),
+            ]
+        )
+    else:
+        config = open_model_folder(model).config
+    plan = plan_rope(config, str(model), to, (methods or ["yarn"])[0], original, allow_same=to is None)
+    if not to:
+        return Report(plan.describe())
+    pairs = []
+    theta = default_inv_freq(plan.facts.dim, plan.facts.base)
+    for method in methods or list(ROPE_METHODS):
+        each = plan_rope(config, str(model), to, method, original)
+        scaled, attention = each.inv_freq(each.target)
+        pairs.append(
+            {
+                "method": method,
+                "pairs": pair_summary(classify_pairs(theta, scaled, each.factor)),
+                "attention_factor": attention,
+                "rope_theta": each.rope_theta,
+                "max_position_embeddings": each.max_position_embeddings,
+            }
+        )
+    return Report(plan.describe()[:6], pairs=pairs)

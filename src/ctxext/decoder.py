@@ -1,0 +1,116 @@
+"""Decoder (RoPE) extension end to end: plan, write atomically, check that transformers reads back
+the frequencies ctxext meant, record.
+
+The check instantiates the rotary embedding that transformers builds from the written config (no
+weights are loaded) and compares its inverse frequencies and attention factor with ctxext's own math.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+from .errors import CtxextError
+from .formats.hf_folder import atomic_folder, check_output, copy_tree, open_model_folder, read_json, write_json
+from .formats.provenance import append_card_section, write_provenance
+from .rope_surgery import RopePlan, plan_rope, rope_config
+
+log = logging.getLogger(__name__)
+
+
+def _rotary_class(text_config):
+    import transformers
+
+    model_class = transformers.MODEL_FOR_CAUSAL_LM_MAPPING.get(type(text_config), None)
+    if model_class is None:
+        raise CtxextError(f"transformers has no causal LM for {type(text_config).__name__}")
+    module = importlib.import_module(model_class.__module__)
+    prefix = model_class.__name__.removesuffix("ForCausalLM")
+    rotary = getattr(module, f"{prefix}RotaryEmbedding", None)
+    if rotary is None:
+        raise CtxextError(f"{module.__name__} defines no {prefix}RotaryEmbedding")
+    return rotary
+
+
+def transformers_readback(folder: Path, plan: RopePlan) -> dict:
+    """Frequencies transformers derives from the written config, against ctxext's (relative error)."""
+    import transformers
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    config = transformers.AutoConfig.from_pretrained(str(folder))
+    text_config = config.get_text_config()
+    rotary = _rotary_class(text_config)(config=text_config)
+    layer_type = plan.facts.layer_type
+    inv_freq = getattr(rotary, f"{layer_type}_inv_freq") if layer_type else rotary.inv_freq
+    attention = getattr(rotary, f"{layer_type}_attention_scaling" if layer_type else "attention_scaling")
+    if plan.method == "dynamic":  # the module holds L's frequencies until a longer input arrives
+        layer = {"layer_type": layer_type} if layer_type else {}
+        inv_freq, attention = ROPE_INIT_FUNCTIONS["dynamic"](text_config, None, seq_len=plan.target, **layer)
+    ours, our_attention = plan.inv_freq(plan.target)
+    error = ((inv_freq.double() - ours).abs() / ours).max().item()
+    return {"max_relative_error": error, "attention_factor": float(attention), "ours": our_attention}
+
+
+def extend_decoder_folder(
+    model: str | Path,
+    out: str | Path,
+    to,
+    method: str = "yarn",
+    *,
+    original: int | None = None,
+    overwrite: bool = False,
+    check: bool = True,
+) -> tuple[RopePlan, dict | None]:
+    """Write ``out``: the folder copied, config.json rewritten, the tokenizer's length raised."""
+    out = Path(out)
+    check_output(out, overwrite)
+    folder = open_model_folder(model)
+    plan = plan_rope(folder.config, str(folder.root), to, method, original)
+    readback = None
+    with atomic_folder(out, overwrite) as staging:
+        write_rope_folder(folder.root, plan, staging)
+        if check:
+            readback = transformers_readback(staging, plan)
+            if readback["max_relative_error"] > 1e-5 or abs(readback["attention_factor"] - readback["ours"]) > 1e-6:
+                raise CtxextError(f"transformers reads different frequencies from the written config: {readback}")
+        record_rope(staging, plan, readback)
+    return plan, readback
+
+
+def write_rope_folder(source: Path, plan: RopePlan, staging: Path) -> None:
+    copy_tree(source, staging, skip=set())
+    write_json(staging / "config.json", rope_config(read_json(staging / "config.json"), plan))
+    tokenizer_config = staging / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        write_json(tokenizer_config, {**read_json(tokenizer_config), "model_max_length": plan.target})
+
+
+def record_rope(folder: Path, plan: RopePlan, readback: dict | None) -> None:
+    write_provenance(
+        folder,
+        {
+            "kind": "rope",
+            "method": plan.method,
+            "original_context": plan.original,
+            "target": plan.target,
+            "factor": plan.factor,
+            "rotary_dim": plan.facts.dim,
+            "rope_theta": plan.rope_theta,
+            "attention_factor": plan.attention_factor,
+            "rope_parameters": plan.rope_parameters(),
+            "readback": readback,
+        },
+    )
+    lines = [
+        f"The RoPE frequencies of this model were rescaled by ctxext with no training: `{plan.method}`, "
+        f"{plan.original} -> {plan.target} tokens (factor {plan.factor:g}). No weight changed.",
+        "`config.json` carries both `rope_parameters` (transformers v5) and the legacy `rope_scaling` + `rope_theta`.",
+    ]
+    if plan.method == "dynamic":
+        lines.append(
+            "Dynamic scaling recomputes frequencies from the current length; `max_position_embeddings` stays "
+            f"at {plan.original} because transformers measures growth from it. Keys cached before the "
+            "frequencies change are not re-rotated."
+        )
+    append_card_section(folder, "Context extension", lines)

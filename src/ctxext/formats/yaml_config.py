@@ -1,0 +1,92 @@
+"""NeMo / Megatron and Cerebras ModelZoo YAML model configs: Position Interpolation as they spell it.
+
+NeMo: ``max_position_embeddings``, ``encoder_seq_length`` and ``seq_len_interpolation_factor``
+(positions divided by the factor). Cerebras: ``max_position_embeddings`` and ``pos_scaling_factor``.
+Both mean linear interpolation, so only ``--method linear`` is written. Values are edited in the text,
+line by line, so comments and layout survive; the result is parsed again to check it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import CtxextError
+
+FLAVOURS = {
+    "nemo": {"factor": "seq_len_interpolation_factor", "lengths": ("max_position_embeddings", "encoder_seq_length")},
+    "cerebras": {"factor": "pos_scaling_factor", "lengths": ("max_position_embeddings",)},
+}
+
+
+def _load(text: str, path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CtxextError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise CtxextError(f"{path} does not hold a YAML mapping")
+    return data
+
+
+def model_section(data: dict) -> dict:
+    return data["model"] if isinstance(data.get("model"), dict) else data
+
+
+def flavour_of(section: dict, path: Path) -> str:
+    if "seq_len_interpolation_factor" in section or "encoder_seq_length" in section:
+        return "nemo"
+    if "pos_scaling_factor" in section or section.get("position_embedding_type") == "rotary":
+        return "cerebras"
+    if section.get("position_embedding_type") == "rope" and "max_position_embeddings" in section:
+        return "nemo"
+    raise CtxextError(
+        f"{path} has no position settings (max_position_embeddings with seq_len_interpolation_factor "
+        "or pos_scaling_factor)"
+    )
+
+
+def read_yaml_config(path: str | Path) -> tuple[str, dict, str]:
+    """(text, model section, flavour) of a YAML model config."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CtxextError(f"cannot read {path}: {exc}") from None
+    section = model_section(_load(text, path))
+    flavour = flavour_of(section, path)
+    if not isinstance(section.get("max_position_embeddings"), int):
+        raise CtxextError(f"{path} has no integer max_position_embeddings")
+    if section.get("position_embedding_type") in ("learned_absolute", "alibi", "none", "learned", "fixed"):
+        raise CtxextError(f"{path} uses {section['position_embedding_type']} positions, not RoPE")
+    return text, section, flavour
+
+
+def original_context(section: dict, flavour: str) -> int:
+    """The pre-scaling context: max_position_embeddings / an existing interpolation factor."""
+    factor = section.get(FLAVOURS[flavour]["factor"]) or 1.0
+    return round(section["max_position_embeddings"] / float(factor))
+
+
+def _set_key(text: str, key: str, value, anchor: str) -> str:
+    pattern = re.compile(
+        rf"^(?P<indent>[ \t]*){re.escape(key)}:[ \t]*(?P<value>[^#\n]*?)(?P<tail>[ \t]*#.*)?$", re.MULTILINE
+    )
+    if pattern.search(text):
+        return pattern.sub(lambda m: f"{m['indent']}{key}: {value}{m['tail'] or ''}", text, count=1)
+    anchor_line = re.compile(rf"^(?P<indent>[ \t]*){re.escape(anchor)}:.*$", re.MULTILINE).search(text)
+    return text[: anchor_line.end()] + f"\n{anchor_line['indent']}{key}: {value}" + text[anchor_line.end() :]
+
+
+def scaled_yaml(text: str, flavour: str, target: int, factor: float, path: Path) -> str:
+    """The config text with the new length(s) and interpolation factor; checked by parsing it again."""
+    keys = FLAVOURS[flavour]
+    for key in keys["lengths"]:
+        text = _set_key(text, key, target, "max_position_embeddings")
+    text = _set_key(text, keys["factor"], float(factor), "max_position_embeddings")
+    section = model_section(_load(text, path))
+    if section.get("max_position_embeddings") != target or float(section.get(keys["factor"])) != float(factor):
+        raise CtxextError(f"could not rewrite the position settings of {path} in place")
+    return text
