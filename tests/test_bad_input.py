@@ -38,7 +38,9 @@ def models(tmp_path_factory):
     llama = root / "llama"
     llama.mkdir()
     (llama / "config.json").write_text(
-        json.dumps({"model_type": "llama", "max_position_embeddings": 2048, "hidden_size": 64, "num_attention_heads": 4})
+        json.dumps(
+            {"model_type": "llama", "max_position_embeddings": 2048, "hidden_size": 64, "num_attention_heads": 4}
+        )
     )
     a_file = root / "a-file.txt"
     a_file.write_text("not a folder")

@@ -7,7 +7,6 @@ legacy ``rope_scaling`` + ``rope_theta``), in GGUF metadata, and in NeMo / Cereb
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -264,7 +263,7 @@ def rotary_modules(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
     found = []
     for parent in model.modules():
         for name, child in parent.named_children():
-            if hasattr(child, "inv_freq") and hasattr(child, "rope_type"):
+            if type(child).__name__.endswith("RotaryEmbedding") and hasattr(child, "rope_type"):
                 found.append((parent, name, child))
     return found
 
@@ -280,13 +279,6 @@ def apply_rope_in_memory(model: nn.Module, plan: RopePlan) -> nn.Module:
     if not modules:
         raise CtxextError("the loaded model has no rotary embedding module")
     for parent, name, module in modules:
-        device = module.inv_freq.device
-        setattr(parent, name, type(module)(config=model.config, device=device))
+        device = next(iter(module.buffers())).device
+        setattr(parent, name, type(module)(config=model.config).to(device))
     return model
-
-
-def math_check(plan: RopePlan, module: nn.Module, seq_len: int | None = None) -> float:
-    """Largest relative difference between a loaded rotary module's frequencies and ctxext's."""
-    ours, _ = plan.inv_freq(seq_len)
-    theirs = module.inv_freq.double().cpu()
-    return ((theirs - ours).abs() / ours).max().item() if theirs.shape == ours.shape else math.inf

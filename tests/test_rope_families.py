@@ -1,0 +1,114 @@
+"""Decoder family x method matrix: written folders reload in plain transformers (ctxext blocked) with no
+warning and give the same logits, beyond the original window, as the model extended in memory."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+import tiny
+import tiny_decoders
+from ctxext import api
+from ctxext.errors import CtxextError
+from ctxext.formats.hf_folder import open_model_folder
+from ctxext.rope_surgery import apply_rope_in_memory, plan_rope, rotary_modules
+
+METHODS = ["linear", "ntk", "dynamic", "yarn", "llama3"]
+TARGET = 160
+
+
+@pytest.fixture(scope="session")
+def decoder_matrix(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decoders")
+    cases, jobs = [], []
+    ids = tiny.input_ids(TARGET, seed=3)
+    for family in tiny_decoders.DECODERS:
+        source = tiny_decoders.save_decoder(family, root / family)
+        for method in METHODS:
+            out = root / f"{family}-{method}"
+            api.extend(source, out, TARGET, method)
+            plan = plan_rope(open_model_folder(source).config, str(source), TARGET, method)
+            model = transformers.AutoModelForCausalLM.from_pretrained(source).eval()
+            apply_rope_in_memory(model, plan)
+            with torch.inference_mode():
+                expected = model(input_ids=ids).logits
+            cases.append((family, method, plan, out, expected))
+            jobs.append({"folder": str(out), "ids": ids})
+    torch.save(jobs, root / "jobs.pt")
+    process = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("reload_plain.py")), str(root / "jobs.pt"), str(root / "o.pt")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    return cases, torch.load(root / "o.pt", weights_only=False)
+
+
+def test_fresh_process_saw_no_warning(decoder_matrix):
+    _, reloaded = decoder_matrix
+    assert not reloaded["ctxext_loaded"]
+    for word in ("unexpected", "missing", "newly initialized", "does not match", "warning"):
+        assert word not in reloaded["messages"].lower(), reloaded["messages"]
+
+
+@pytest.mark.parametrize("index", range(len(tiny_decoders.DECODERS) * len(METHODS)))
+def test_reloaded_logits_equal_in_memory_beyond_the_original_window(decoder_matrix, index):
+    cases, reloaded = decoder_matrix
+    family, method, plan, out, expected = cases[index]
+    got = reloaded["results"][index]["output"]
+    assert got.shape[1] == TARGET > tiny_decoders.CONTEXT
+    assert torch.isfinite(got).all()
+    assert (got - expected).abs().max().item() <= 1e-6, (family, method)
+
+
+@pytest.mark.parametrize("family", list(tiny_decoders.DECODERS))
+def test_config_carries_both_spellings_identically(decoder_matrix, family):
+    cases, _ = decoder_matrix
+    for case_family, method, plan, out, _ in cases:
+        if case_family != family:
+            continue
+        config = json.loads((out / "config.json").read_text())
+        params = config["rope_parameters"].get("full_attention", config["rope_parameters"])
+        assert params == config["rope_scaling"]
+        assert config["rope_theta"] == params["rope_theta"] == plan.rope_theta
+        assert config["max_position_embeddings"] == (tiny_decoders.CONTEXT if method == "dynamic" else TARGET)
+        assert plan.facts.dim == tiny_decoders.ROTARY_DIM[family]
+        assert json.loads((out / "tokenizer_config.json").read_text())["model_max_length"] == TARGET
+
+
+def test_weights_are_untouched(decoder_matrix):
+    cases, _ = decoder_matrix
+    family, _, _, out, _ = cases[0]
+    source = out.parent / family
+    assert (out / "model.safetensors").read_bytes() == (source / "model.safetensors").read_bytes()
+
+
+def test_gemma3_sliding_layers_keep_their_frequencies(decoder_matrix):
+    cases, _ = decoder_matrix
+    out = next(case[3] for case in cases if case[:2] == ("gemma3_text", "yarn"))
+    model = transformers.AutoModelForCausalLM.from_pretrained(out)
+    ((_, _, rotary),) = rotary_modules(model)
+    from ctxext.methods.rope import default_inv_freq
+
+    torch.testing.assert_close(rotary.sliding_attention_inv_freq.double(), default_inv_freq(16, 1e4), rtol=1e-6, atol=0)
+    assert rotary.full_attention_attention_scaling == pytest.approx(0.1 * torch.log(torch.tensor(2.5)).item() + 1)
+
+
+def test_existing_scaling_is_replaced_from_the_true_original(tmp_path):
+    rope = {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 32}
+    source = tiny_decoders.save_decoder("llama", tmp_path / "scaled", rope=rope)
+    plan = plan_rope(open_model_folder(source).config, str(source), 256, "yarn")
+    assert plan.original == 32 and plan.factor == 8.0  # not 2 x (256 / 64)
+
+
+def test_existing_scaling_without_its_original_is_refused_unless_given(tmp_path):
+    source = tiny_decoders.save_decoder("llama", tmp_path / "linear", rope={"rope_type": "linear", "factor": 2.0})
+    config = open_model_folder(source).config
+    with pytest.raises(CtxextError, match="--original"):
+        plan_rope(config, str(source), 256, "yarn")
+    assert plan_rope(config, str(source), 256, "yarn", original=32).factor == 8.0
