@@ -31,6 +31,7 @@ GGUF_ARCHITECTURES = (
     "exaone",
     "smollm3",
 )
+PER_LAYER_ROPE = ("gemma2", "gemma3", "gemma3n", "cohere2")
 ROPE_FREQS = "rope_freqs.weight"
 
 
@@ -61,6 +62,13 @@ def gguf_config(path: str | Path) -> dict:
     arch = _value(reader, "general.architecture")
     if arch is None:
         raise CtxextError(f"{path} has no general.architecture key")
+    if arch in PER_LAYER_ROPE:
+        raise CtxextError(
+            f"GGUF architecture {arch!r} has sliding-window layers with their own rope base beside the "
+            "full-attention layers, and llama.cpp's scaling keys do not say which layers they apply to; "
+            "extend the Hugging Face version of the model, where only the full-attention layers are "
+            "scaled"
+        )
     if arch not in GGUF_ARCHITECTURES:
         raise CtxextError(
             f"GGUF architecture {arch!r} is not one ctxext knows how to rescale "
