@@ -238,3 +238,29 @@ def test_installed_console_script_on_a_truncated_gguf(bad, tmp_path):
         [str(ctxext), "inspect", str(bad / "truncated.gguf")], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_real_smollm2_gguf_to_hf_folder_loads_and_answers(tmp_path):
+    """SmolLM2-135M GGUF -> HF folder with YaRN x2: plain transformers loads it and still knows Paris."""
+    import assets
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        source = assets.smollm2_gguf()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    out = tmp_path / "smollm2-16k"
+    report = api.extend(source, out, 16384, "yarn", fmt="hf")
+    assert any("reads back the same frequencies" in note for note in report.notes)
+    import json
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["max_position_embeddings"] == 16384 and config["rope_scaling"]["rope_type"] == "yarn"
+    assert "quantization_config" not in config
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
+    with torch.inference_mode():
+        generated = model.generate(ids, max_new_tokens=3, do_sample=False)
+    assert "Paris" in tokenizer.decode(generated[0, ids.shape[1]:])

@@ -100,6 +100,29 @@ def build_parser() -> Parser:
     extend.add_argument("--no-check", action="store_true", help="skip loading the output to verify it")
     extend.add_argument("--texts", help="file of short texts for the encoder drift check, one per line")
     add_table_options(extend)
+
+    evaluate = verbs.add_parser("eval", help="measure a model, or methods applied in memory, across lengths")
+    evaluate.add_argument("model", help="model folder or .gguf file")
+    evaluate.add_argument("--task", required=True, help="ppl, passkey (decoders), retrieval (encoders), drift")
+    evaluate.add_argument("--lengths", type=int, nargs="+", required=True, help="context lengths in tokens")
+    evaluate.add_argument("--data", nargs="+", help="text files or folders (ppl, drift, retrieval's chapters)")
+    evaluate.add_argument(
+        "--methods",
+        help="comma-separated: native / none, truncate, chunk, or extension methods "
+        "applied in memory (cubic, cubic+keep, yarn, linear, ...)",
+    )
+    evaluate.add_argument("--to", type=int, help="target length the methods extend to (default: the longest length)")
+    evaluate.add_argument("--stride", type=int, help="ppl: tokens scored per window (default: the shortest length)")
+    evaluate.add_argument("--depths", type=float, nargs="+", help="passkey: depths of the key (default 0.1 0.5 0.9)")
+    evaluate.add_argument("--trials", type=int, default=2, help="passkey: trials per cell")
+    evaluate.add_argument("--retrieval-tasks", help="retrieval: comma-separated passkey, needle, chapters")
+    evaluate.add_argument("--jsonl", help="retrieval: your own documents and queries, one JSON object per line")
+    evaluate.add_argument("-o", "--output", required=True, help="results JSON to write")
+    evaluate.add_argument("--plot", help="also write this PNG")
+
+    plot = verbs.add_parser("plot", help="draw a PNG from a results JSON")
+    plot.add_argument("results", help="results JSON written by ctxext eval")
+    plot.add_argument("-o", "--output", required=True, help="PNG to write")
     return parser
 
 
@@ -177,12 +200,47 @@ def cmd_extend(args) -> None:
     print(f"\nwrote {args.output}")
 
 
+def cmd_eval(args) -> None:
+    import json
+
+    from .eval.run import evaluate, write_results
+    from .report import markdown, plot
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    subtasks = [t.strip() for t in args.retrieval_tasks.split(",")] if args.retrieval_tasks else None
+    results = evaluate(
+        args.model,
+        args.task,
+        args.lengths,
+        args.data,
+        methods,
+        args.to,
+        stride=args.stride,
+        depths=args.depths,
+        trials=args.trials,
+        subtasks=subtasks,
+        jsonl=args.jsonl,
+    )
+    results = json.loads(json.dumps(results, default=str))
+    write_results(results, args.output)
+    print(markdown(results))
+    print(f"\nwrote {args.output}")
+    if args.plot:
+        print(f"wrote {plot(results, args.plot)}")
+
+
+def cmd_plot(args) -> None:
+    from .report import load_results, plot
+
+    print(f"wrote {plot(load_results(args.results), args.output)}")
+
+
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
-    {"inspect": cmd_inspect, "extend": cmd_extend}[args.verb](args)
+    {"inspect": cmd_inspect, "extend": cmd_extend, "eval": cmd_eval, "plot": cmd_plot}[args.verb](args)
 
 
 def entry() -> None:

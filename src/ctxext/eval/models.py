@@ -1,0 +1,126 @@
+"""Models under evaluation: load once, then yield one variant per method, extended in memory.
+
+A variant label is ``native`` (the model as loaded), ``truncate`` and ``chunk`` (encoder baselines that
+change how inputs are fed, not the model), or a method name applied in memory with ctxext's plan and
+restored afterwards, so several methods compare in one run without writing a folder for each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import CtxextError
+
+ENCODER_BASELINES = ("truncate", "chunk")
+
+
+@dataclass
+class LoadedModel:
+    path: str
+    kind: str  # "decoder" or "encoder"
+    model: torch.nn.Module
+    tokenizer: object
+    config: dict  # config.json-like facts for planning
+    folder: object = None  # ModelFolder for encoders
+    embedder: object = None
+
+    @property
+    def context(self) -> int:
+        if self.kind == "encoder":
+            return self.plan_table(None, "cubic").positions
+        from ..rope_surgery import rope_facts, true_original
+
+        return true_original(rope_facts(self.config))
+
+    def plan_table(self, to, method, **options):
+        from ..table_surgery import plan_table
+
+        return plan_table(self.folder, to, method, allow_same=to is None, **options)
+
+
+def load_model(path: str | Path, dtype=torch.float32) -> LoadedModel:
+    """A decoder (HF folder or GGUF, dequantized in memory) or an encoder folder."""
+    from .. import api
+
+    path = Path(path)
+    kind = api.input_kind(path)
+    if kind == "yaml":
+        raise CtxextError("a YAML config has no weights to evaluate")
+    if kind in ("relative", "alibi"):
+        api._refuse(path)
+    if kind == "learned":
+        from ..embed import Embedder
+        from ..formats.hf_folder import open_model_folder
+
+        folder = open_model_folder(path)
+        if folder.config.get("model_type") == "gpt2":
+            raise CtxextError(
+                "GPT-2-style decoders with learned tables are not evaluated yet; extend them and use your own harness"
+            )
+        embedder = Embedder(path)
+        return LoadedModel(str(path), "encoder", embedder.model, embedder.tokenizer, folder.config, folder, embedder)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if kind == "gguf":
+        from ..formats.gguf_file import gguf_config
+
+        gguf_config(path)  # validates architecture and file before the slow load
+        where, extra = str(path.parent), {"gguf_file": path.name}
+    else:
+        where, extra = str(path), {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, **extra)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, attn_implementation="sdpa", **extra).eval()
+    except (OSError, ValueError) as exc:
+        raise CtxextError(f"transformers cannot load {path}: {str(exc).splitlines()[0]}") from None
+    return LoadedModel(str(path), "decoder", model, tokenizer, model.config.to_dict())
+
+
+@contextmanager
+def rope_variant(loaded: LoadedModel, method: str, to: int) -> Iterator[object]:
+    """The decoder with ``method`` applied for the block; config and rotary modules restored after."""
+    from ..rope_surgery import apply_rope_in_memory, plan_rope, rotary_modules
+
+    plan = plan_rope(loaded.config, loaded.path, to, method)
+    saved_modules = [(parent, name, module) for parent, name, module in rotary_modules(loaded.model)]
+    saved_config = {k: getattr(loaded.model.config, k) for k in ("rope_parameters", "max_position_embeddings")}
+    apply_rope_in_memory(loaded.model, plan)
+    try:
+        yield plan
+    finally:
+        for parent, name, module in saved_modules:
+            setattr(parent, name, module)
+        for key, value in saved_config.items():
+            setattr(loaded.model.config, key, value)
+
+
+@contextmanager
+def table_variant(loaded: LoadedModel, method: str, to: int, **options) -> Iterator[object]:
+    from ..table_surgery import extended_in_memory, plan_table
+
+    plan = plan_table(loaded.folder, to, method, **options)
+    with extended_in_memory(loaded.model, plan):
+        yield plan
+
+
+@contextmanager
+def variant(loaded: LoadedModel, label: str, to: int | None) -> Iterator[str]:
+    """Yield the mode of feeding inputs: 'native', 'truncate', 'chunk' or 'extended'."""
+    if label in ("native", "none") or (label in ENCODER_BASELINES and loaded.kind == "encoder"):
+        yield label
+        return
+    if to is None:
+        raise CtxextError(f"method {label!r} needs a target length")
+    if loaded.kind == "decoder":
+        with rope_variant(loaded, label, to):
+            yield "extended"
+        return
+    method, _, keep = label.partition("+")
+    options = {"keep_first": "auto"} if keep == "keep" else {}
+    with table_variant(loaded, method, to, **options):
+        yield "extended"

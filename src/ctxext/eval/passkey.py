@@ -1,0 +1,78 @@
+"""Passkey retrieval for decoders (Mohtashami & Jaggi 2023, used by the PI paper, Chen et al. 2023).
+
+The prompt: an instruction, the filler "The grass is green. The sky is blue. The sun is yellow. Here we
+go. There and back again." repeated, the key sentence "The pass key is K. Remember it. K is the pass
+key." placed at a relative depth, more filler, then "What is the pass key? The pass key is". Greedy
+decoding; a trial passes when the generated text starts with the key. The prompt is cut to the target
+length in tokens, so each cell of the length x depth grid is measured at the length it names.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from ..errors import CtxextError
+
+INSTRUCTION = (
+    "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. "
+    "I will quiz you about the important information there.\n"
+)
+FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
+QUESTION = "\nWhat is the pass key? The pass key is"
+
+
+def key_sentence(key: int) -> str:
+    return f"The pass key is {key}. Remember it. {key} is the pass key. "
+
+
+def passkey_prompt(tokenizer, length: int, depth: float, key: int) -> torch.Tensor:
+    """Token ids of a prompt of exactly ``length`` tokens with the key at relative ``depth`` of the filler."""
+    head = tokenizer(INSTRUCTION, add_special_tokens=True)["input_ids"]
+    needle = tokenizer(key_sentence(key), add_special_tokens=False)["input_ids"]
+    tail = tokenizer(QUESTION, add_special_tokens=False)["input_ids"]
+    filler_ids = tokenizer(FILLER, add_special_tokens=False)["input_ids"]
+    room = length - len(head) - len(needle) - len(tail)
+    if room < 0:
+        raise CtxextError(f"{length} tokens cannot hold the passkey prompt ({length - room} needed without filler)")
+    filler = (filler_ids * (room // len(filler_ids) + 1))[:room]
+    cut = int(round(depth * room))
+    return torch.tensor(head + filler[:cut] + needle + filler[cut:] + tail)
+
+
+@torch.inference_mode()
+def passkey_trial(model, tokenizer, length: int, depth: float, key: int, new_tokens: int = 8) -> bool:
+    ids = passkey_prompt(tokenizer, length, depth, key).unsqueeze(0).to(model.device)
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+    )
+    answer = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    return answer.strip().startswith(str(key))
+
+
+def passkey_grid(
+    model, tokenizer, lengths: list[int], depths: list[float], trials: int, seed: int = 0, progress=None
+) -> dict[int, dict]:
+    """results[length] = {accuracy, trials, depths: {depth: accuracy}} with fixed random 5-digit keys."""
+    rng = random.Random(seed)
+    results = {}
+    for length in lengths:
+        cells = {}
+        for depth in depths:
+            passed = 0
+            for _ in range(trials):
+                passed += passkey_trial(model, tokenizer, length, depth, rng.randint(10000, 99999))
+                if progress:
+                    progress()
+            cells[f"{depth:g}"] = passed / trials
+        results[length] = {
+            "accuracy": sum(cells.values()) / len(cells),
+            "trials": trials * len(depths),
+            "depths": cells,
+        }
+    return results

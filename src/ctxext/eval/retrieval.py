@@ -1,0 +1,229 @@
+"""Long-document retrieval for encoders: synthetic passkey and needle (after LongEmbed, Zhu et al. 2024),
+deep-sentence chapter retrieval from books, and the user's own JSONL; nDCG@10 and accuracy@1.
+
+Every task is a set of documents and of queries with their relevant documents. Documents are embedded
+three ways: ``truncate`` (cut at the original window), ``chunk`` (split into windows of the original
+length, embed each, mean-pool: the baseline users already run), or whole by an extended model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import CtxextError
+
+NAMES = [
+    "Alice",
+    "Bernard",
+    "Clara",
+    "Dmitri",
+    "Elena",
+    "Farid",
+    "Greta",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kavya",
+    "Liam",
+    "Mara",
+    "Nils",
+    "Olga",
+    "Pavel",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tove",
+    "Uma",
+    "Viktor",
+    "Wen",
+    "Ximena",
+]
+CITIES = [
+    "Lisbon",
+    "Oslo",
+    "Quito",
+    "Hanoi",
+    "Accra",
+    "Lima",
+    "Perth",
+    "Riga",
+    "Cusco",
+    "Dakar",
+    "Turin",
+    "Sapporo",
+    "Tbilisi",
+    "Bergen",
+    "Cordoba",
+    "Malmo",
+    "Nagpur",
+    "Porto",
+    "Split",
+    "Tartu",
+    "Utrecht",
+    "Vilnius",
+]
+GRASS = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
+
+
+@dataclass
+class RetrievalTask:
+    name: str
+    documents: list[str]
+    queries: list[str]
+    relevant: list[set[int]] = field(default_factory=list)
+
+
+def _fit(tokenizer, before: str, needle: str, after: str, tokens: int, depth: float) -> str:
+    """Filler with ``needle`` at relative ``depth``, cut so the whole is about ``tokens`` tokens."""
+    needle_ids = tokenizer(needle, add_special_tokens=False)["input_ids"]
+    filler = tokenizer(before + after, add_special_tokens=False, verbose=False)["input_ids"]
+    room = max(tokens - len(needle_ids) - 2, 0)
+    while len(filler) < room:
+        filler = filler + filler
+    filler = filler[:room]
+    cut = int(depth * room)
+    return tokenizer.decode(filler[:cut]) + " " + needle + " " + tokenizer.decode(filler[cut:])
+
+
+def passkey_task(tokenizer, length: int, count: int = 16, seed: int = 0) -> RetrievalTask:
+    rng = random.Random(seed + length)
+    names = rng.sample(NAMES, count)
+    documents, queries = [], []
+    for name in names:
+        key = rng.randint(10000, 99999)
+        needle = f"{name}'s pass key is {key}. Remember it. {key} is {name}'s pass key."
+        documents.append(_fit(tokenizer, GRASS, needle, GRASS, length, rng.random()))
+        queries.append(f"What is {name}'s pass key?")
+    return RetrievalTask("passkey", documents, queries, [{i} for i in range(count)])
+
+
+def needle_task(tokenizer, prose: str, length: int, count: int = 16, seed: int = 0) -> RetrievalTask:
+    rng = random.Random(seed + 7 * length)
+    cities = rng.sample(CITIES, count)
+    words = prose.split()
+    documents, queries = [], []
+    for city in cities:
+        start = rng.randrange(0, max(len(words) - 2 * length, 1))
+        passage = " ".join(words[start : start + 2 * length])
+        needle = f"The special magic {city} number is {rng.randint(1000, 9999)}."
+        documents.append(_fit(tokenizer, passage, needle, "", length, rng.random()))
+        queries.append(f"What is the special magic {city} number?")
+    return RetrievalTask("needle", documents, queries, [{i} for i in range(count)])
+
+
+CHAPTER = re.compile(r"^\s*CHAPTER\s+[IVXLC\d]+\.?\s*$", re.MULTILINE | re.IGNORECASE)
+
+
+def chapter_task(
+    tokenizer,
+    books: list[str],
+    min_depth: int = 600,
+    per_chapter: int = 1,
+    seed: int = 0,
+    max_chapters: int | None = None,
+) -> RetrievalTask:
+    """Chapters as documents; queries are sentences from beyond ``min_depth`` tokens into their chapter."""
+    rng = random.Random(seed)
+    documents, queries, relevant = [], [], []
+    for book in books:
+        for chapter in CHAPTER.split(book)[1:]:
+            chapter = chapter.strip()
+            ids = tokenizer(chapter, add_special_tokens=False, verbose=False)["input_ids"]
+            if len(ids) < min_depth + 200:
+                continue
+            deep = tokenizer.decode(ids[min_depth:])
+            sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", deep) if 12 <= len(s.split()) <= 40]
+            if not sentences:
+                continue
+            index = len(documents)
+            documents.append(chapter)
+            for sentence in rng.sample(sentences, min(per_chapter, len(sentences))):
+                queries.append(sentence)
+                relevant.append({index})
+            if max_chapters and len(documents) >= max_chapters:
+                return RetrievalTask("chapters", documents, queries, relevant)
+    if not documents:
+        raise CtxextError(
+            f"no chapters found (expected 'CHAPTER N' headings and chapters longer than {min_depth + 200} tokens)"
+        )
+    return RetrievalTask("chapters", documents, queries, relevant)
+
+
+def jsonl_task(path: str | Path) -> RetrievalTask:
+    """Lines {"doc_id", "text"} and {"query_id", "query", "relevant": [doc ids]}."""
+    documents, doc_index, queries, relevant = [], {}, [], []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CtxextError(f"cannot read {path}: {exc}") from None
+    pending = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CtxextError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise CtxextError(f"{path}:{number}: expected an object")
+        if "doc_id" in record and isinstance(record.get("text"), str):
+            doc_index[str(record["doc_id"])] = len(documents)
+            documents.append(record["text"])
+        elif "query" in record and isinstance(record.get("relevant"), list):
+            pending.append((number, record))
+        else:
+            raise CtxextError(f'{path}:{number}: expected {{"doc_id", "text"}} or {{"query", "relevant": [...]}}')
+    for number, record in pending:
+        missing = [r for r in record["relevant"] if str(r) not in doc_index]
+        if missing or not record["relevant"]:
+            raise CtxextError(f"{path}:{number}: relevant documents {missing or '[]'} are not in the file")
+        queries.append(record["query"])
+        relevant.append({doc_index[str(r)] for r in record["relevant"]})
+    if not documents or not queries:
+        raise CtxextError(f"{path} needs at least one document and one query")
+    return RetrievalTask(Path(path).stem, documents, queries, relevant)
+
+
+def rank_metrics(queries: torch.Tensor, documents: torch.Tensor, relevant: list[set[int]]) -> dict[str, float]:
+    """accuracy@1 and nDCG@10 (binary relevance) of cosine ranking."""
+    q = torch.nn.functional.normalize(queries.float(), dim=-1)
+    d = torch.nn.functional.normalize(documents.float(), dim=-1)
+    order = (q @ d.T).argsort(dim=-1, descending=True)
+    top1, ndcg = 0.0, 0.0
+    for row, wanted in zip(order.tolist(), relevant, strict=True):
+        top1 += row[0] in wanted
+        gain = sum(1 / math.log2(rank + 2) for rank, doc in enumerate(row[:10]) if doc in wanted)
+        ideal = sum(1 / math.log2(rank + 2) for rank in range(min(len(wanted), 10)))
+        ndcg += gain / ideal
+    return {"accuracy@1": top1 / len(relevant), "ndcg@10": ndcg / len(relevant)}
+
+
+def embed_documents(embedder, documents: list[str], mode: str, length: int, window: int) -> torch.Tensor:
+    """Embed documents by truncation to ``window``, by chunk-and-mean-pool over ``window``-token chunks,
+    or whole up to ``length`` tokens (an extended model)."""
+    saved = embedder.max_length
+    try:
+        if mode == "chunk":
+            return torch.stack([_chunked(embedder, text, length, window) for text in documents])
+        embedder.max_length = min(length, window) if mode in ("truncate", "native") else length
+        return embedder.encode(documents)
+    finally:
+        embedder.max_length = saved
+
+
+def _chunked(embedder, text: str, length: int, window: int) -> torch.Tensor:
+    tokenizer = embedder.tokenizer
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"][: max(length - 2, 1)]
+    specials = len(tokenizer("", add_special_tokens=True)["input_ids"])
+    size = window - specials
+    chunks = [tokenizer.decode(ids[i : i + size]) for i in range(0, len(ids), size)] or [text]
+    embedder.max_length = window
+    vectors = torch.nn.functional.normalize(embedder.encode(chunks), dim=-1)
+    return vectors.mean(0)

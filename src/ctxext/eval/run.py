@@ -1,0 +1,224 @@
+"""Run evaluation tasks over methods and lengths; one results dict, rows keyed by task, method, length.
+
+Tasks: ``ppl`` and ``passkey`` (decoders), ``retrieval`` (encoders), ``drift`` (both).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import CtxextError, did_you_mean
+from ..formats.provenance import versions
+from .models import LoadedModel, load_model, variant
+
+log = logging.getLogger(__name__)
+TASKS = {"ppl": "decoder", "passkey": "decoder", "retrieval": "encoder", "drift": "any"}
+RETRIEVAL_SUBTASKS = ("passkey", "needle", "chapters")
+
+
+def _check(task: str, loaded: LoadedModel) -> None:
+    if task not in TASKS:
+        raise CtxextError(f"unknown task {task!r}{did_you_mean(task, TASKS)}; choose from {', '.join(TASKS)}")
+    wanted = TASKS[task]
+    if wanted != "any" and wanted != loaded.kind:
+        raise CtxextError(
+            f"task {task!r} is for {wanted}s; {loaded.path} is an {loaded.kind}"
+            if loaded.kind == "encoder"
+            else f"task {task!r} is for {wanted}s; {loaded.path} is a {loaded.kind}"
+        )
+
+
+def _check_lengths(loaded: LoadedModel, lengths: list[int], methods: list[str]) -> None:
+    if not lengths or any(length <= 0 for length in lengths):
+        raise CtxextError("give positive --lengths")
+    if loaded.kind == "decoder" and "native" in methods and max(lengths) > loaded.context:
+        raise CtxextError(
+            f"length {max(lengths)} is above the {loaded.context} tokens the model takes without "
+            "extension; add a method (--methods yarn,...) or 'none' to measure it unextended anyway"
+        )
+
+
+def evaluate(
+    model_path: str,
+    task: str,
+    lengths: list[int],
+    data: list[str] | None = None,
+    methods: list[str] | None = None,
+    to: int | None = None,
+    *,
+    stride: int | None = None,
+    depths: list[float] | None = None,
+    trials: int = 2,
+    subtasks: list[str] | None = None,
+    jsonl: str | None = None,
+    count: int = 16,
+) -> dict:
+    loaded = load_model(model_path)
+    _check(task, loaded)
+    lengths = sorted(set(int(x) for x in lengths))
+    default = ["native"] if loaded.kind == "decoder" else ["truncate", "chunk"]
+    methods = methods or default
+    _check_lengths(loaded, lengths, methods)
+    to = to or max(lengths)
+    text = _data_text(data, task, loaded)
+    baseline = drift_baseline(loaded, lengths, text) if task == "drift" else None
+    results: dict[str, dict] = {}
+    for label in methods:
+        with variant(loaded, label, to) as mode:
+            results[label] = _run_one(
+                task,
+                loaded,
+                mode,
+                lengths,
+                text,
+                stride,
+                depths or [0.1, 0.5, 0.9],
+                trials,
+                subtasks,
+                jsonl,
+                count,
+                label,
+                baseline,
+            )
+    return {
+        "config": {
+            "task": task,
+            "lengths": lengths,
+            "methods": methods,
+            "to": to,
+            "stride": stride,
+            "depths": depths,
+            "trials": trials,
+            "data": data,
+            "subtasks": subtasks,
+            "jsonl": jsonl,
+        },
+        "model": model_path,
+        "kind": loaded.kind,
+        "original_context": loaded.context,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "results": {task: results},
+    }
+
+
+def _data_text(data, task, loaded) -> str | None:
+    from .ppl import read_corpus
+
+    if data:
+        return read_corpus(data)
+    if task in ("ppl", "drift") and loaded.kind == "decoder":
+        raise CtxextError(f"task {task!r} needs text: pass --data FILE [FILE ...]")
+    return None
+
+
+def _run_one(
+    task, loaded, mode, lengths, text, stride, depths, trials, subtasks, jsonl, count, label, baseline=None
+) -> dict:
+    if task == "ppl":
+        from .ppl import perplexity
+
+        ids = torch.tensor(loaded.tokenizer(text, verbose=False)["input_ids"])
+        total = sum(1 for _ in lengths)
+        with tqdm(total=total, desc=f"ppl {label}", unit="length") as bar:
+            rows = perplexity(loaded.model, ids, lengths, stride=stride, bucket=max(loaded.context // 4, 1))
+            bar.update(total)
+        return rows
+    if task == "passkey":
+        from .passkey import passkey_grid
+
+        with tqdm(total=len(lengths) * len(depths) * trials, desc=f"passkey {label}", unit="trial") as bar:
+            return passkey_grid(loaded.model, loaded.tokenizer, lengths, depths, trials, progress=bar.update)
+    if task == "retrieval":
+        return _retrieval(loaded, mode, lengths, text, subtasks, jsonl, count, label)
+    return _drift(loaded, baseline, lengths, text)
+
+
+def _retrieval(loaded, mode, lengths, text, subtasks, jsonl, count, label) -> dict:
+    from .retrieval import chapter_task, embed_documents, jsonl_task, needle_task, passkey_task, rank_metrics
+
+    subtasks = subtasks or (["passkey", "needle"] + (["chapters"] if text else []))
+    for name in subtasks:
+        if name not in RETRIEVAL_SUBTASKS:
+            raise CtxextError(f"unknown retrieval task {name!r}{did_you_mean(name, RETRIEVAL_SUBTASKS)}")
+    if ("needle" in subtasks or "chapters" in subtasks) and not text:
+        from ..embed import default_short_texts
+
+        text = " ".join(default_short_texts()) if "chapters" not in subtasks else None
+        if text is None:
+            raise CtxextError("the chapters task needs books: pass --data FILE [FILE ...]")
+    window = loaded.plan_table(None, "cubic").positions
+    results = {}
+    fixed = [jsonl_task(jsonl)] if jsonl else []
+    if "chapters" in subtasks:
+        fixed.append(chapter_task(loaded.tokenizer, [text]))
+    with tqdm(total=len(lengths) * (len(subtasks) + len(fixed)), desc=f"retrieval {label}", unit="task") as bar:
+        for length in lengths:
+            row = {}
+            tasks = [passkey_task(loaded.tokenizer, length, count)] if "passkey" in subtasks else []
+            if "needle" in subtasks:
+                tasks.append(needle_task(loaded.tokenizer, text, length, count))
+            for task in tasks + fixed:
+                feed = mode if mode != "native" else "truncate"
+                if feed == "extended" and length > _positions(loaded):
+                    bar.update()
+                    continue
+                documents = embed_documents(loaded.embedder, task.documents, feed, length, window)
+                queries = loaded.embedder.encode(task.queries)
+                metrics = rank_metrics(queries, documents, task.relevant)
+                row.update({f"{task.name}/{k}": v for k, v in metrics.items()})
+                bar.update()
+            results[length] = row
+    return results
+
+
+def _positions(loaded) -> int:
+    return loaded.model.config.max_position_embeddings - loaded.plan_table(None, "cubic").offset
+
+
+def _drift_texts(loaded, text) -> list[str]:
+    from ..embed import default_short_texts
+
+    return default_short_texts() if not text else [t for t in text.split("\n\n") if t.strip()][:64]
+
+
+def drift_baseline(loaded, lengths, text) -> dict:
+    """What the unextended model gives on the short inputs, computed before any method is applied."""
+    if loaded.kind == "encoder":
+        return {"embeddings": loaded.embedder.encode(_drift_texts(loaded, text))}
+    from .drift import decoder_windows, next_token_logprobs
+
+    ids = torch.tensor(loaded.tokenizer(text, verbose=False)["input_ids"])
+    windows = {length: decoder_windows(ids, length, 8) for length in lengths}
+    return {
+        "windows": windows,
+        "logprobs": {length: [next_token_logprobs(loaded.model, w) for w in ws] for length, ws in windows.items()},
+    }
+
+
+def _drift(loaded, baseline, lengths, text) -> dict:
+    if loaded.kind == "encoder":
+        from ..embed import drift
+
+        return {"short": drift(baseline["embeddings"], loaded.embedder.encode(_drift_texts(loaded, text)))}
+    from .drift import decoder_drift, next_token_logprobs
+
+    rows = {}
+    for length in lengths:
+        windows = baseline["windows"][length]
+        after = [next_token_logprobs(loaded.model, w) for w in windows]
+        rows[length] = decoder_drift(baseline["logprobs"][length], after, windows)
+    return rows
+
+
+def write_results(results: dict, path: str | Path) -> None:
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")

@@ -1,0 +1,172 @@
+"""Results JSON -> Markdown tables and PNG plots. Works from the JSON alone (``ctxext plot``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import CtxextError
+
+MAIN_METRIC = {"ppl": "ppl", "passkey": "accuracy"}
+
+
+def load_results(path: str | Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CtxextError(f"cannot read results {path}: {exc}") from None
+    if not isinstance(data, dict) or "results" not in data:
+        raise CtxextError(f"{path} is not a ctxext results file (no 'results')")
+    return data
+
+
+def _metrics(task: str, rows: dict) -> list[str]:
+    if task in MAIN_METRIC:
+        return [MAIN_METRIC[task]]
+    keys = []
+    for per_length in rows.values():
+        for metrics in per_length.values():
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)) and key not in keys and key not in ("tokens", "texts"):
+                    keys.append(key)
+    return keys
+
+
+def markdown(results: dict) -> str:
+    """One table per task and metric: methods as rows, lengths as columns."""
+    out = []
+    for task, by_method in results["results"].items():
+        lengths = sorted({str(length) for rows in by_method.values() for length in rows}, key=_length_key)
+        for metric in _metrics(task, by_method):
+            out.append(f"\n{task}: {metric}\n")
+            out.append("| method | " + " | ".join(lengths) + " |")
+            out.append("|---|" + "---|" * len(lengths))
+            for method, rows in by_method.items():
+                cells = []
+                for length in lengths:
+                    value = rows.get(length, rows.get(_as_int(length), {})).get(metric)
+                    cells.append("-" if value is None else f"{value:.4g}")
+                out.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(out).lstrip("\n")
+
+
+def _as_int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _length_key(value: str):
+    return (0, int(value)) if str(value).isdigit() else (1, str(value))
+
+
+def plot(results: dict, path: str | Path) -> Path:
+    """A PNG for the results' task: lines per method against length, or a passkey heat-map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    task, by_method = next(iter(results["results"].items()))
+    original = results.get("original_context")
+    model_path = Path(results.get("model", "model"))
+    name = model_path.parent.name if model_path.name == "model" else model_path.name
+    if task == "passkey":
+        figure = _passkey_heatmap(plt, by_method, name)
+    elif task == "ppl":
+        figure, axis = plt.subplots(figsize=(7, 4.5), layout="constrained")
+        for method, rows in by_method.items():
+            lengths = sorted(int(k) for k in rows)
+            axis.plot(
+                lengths,
+                [rows[str(k)]["ppl"] if str(k) in rows else rows[k]["ppl"] for k in lengths],
+                marker="o",
+                label=method,
+            )
+        _length_axis(axis, {int(k) for rows in by_method.values() for k in rows})
+        axis.set_yscale("log")
+        axis.set_xlabel("context length (tokens)")
+        axis.set_ylabel("perplexity on the same scored tokens")
+        _original_line(axis, original)
+        axis.set_title(f"{name}: perplexity vs context length")
+        axis.legend()
+    else:
+        metrics = [m for m in _metrics(task, by_method) if "accuracy" in m or "cosine" in m or m == "kl"] or _metrics(
+            task, by_method
+        )
+        figure, axes = plt.subplots(
+            1, len(metrics), figsize=(4.2 * len(metrics), 4), squeeze=False, layout="constrained"
+        )
+        for axis, metric in zip(axes[0], metrics, strict=True):
+            for method, rows in by_method.items():
+                points = sorted((int(k), v[metric]) for k, v in rows.items() if str(k).isdigit() and metric in v)
+                if points:
+                    axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+            _length_axis(axis, {int(k) for rows in by_method.values() for k in rows if str(k).isdigit()})
+            axis.set_xlabel("length (tokens)")
+            axis.set_ylabel(metric)
+            axis.set_title(metric)
+            _original_line(axis, original)
+        axes[0][0].legend(fontsize=8)
+        figure.suptitle(f"{name}: {task} vs length")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def _length_axis(axis, lengths) -> None:
+    from matplotlib.ticker import NullFormatter
+
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(sorted(lengths), [str(x) for x in sorted(lengths)])
+    axis.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _original_line(axis, original) -> None:
+    if original:
+        axis.axvline(original, color="grey", linestyle="--", linewidth=1)
+        axis.annotate(
+            "original window",
+            (original, 0.02),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            fontsize=8,
+            color="grey",
+            ha="right",
+        )
+
+
+def _passkey_heatmap(plt, by_method: dict, name: str):
+    methods = list(by_method)
+    figure, axes = plt.subplots(
+        1, len(methods), figsize=(3.2 * len(methods) + 1, 3.6), squeeze=False, layout="constrained"
+    )
+    image = None
+    for axis, method in zip(axes[0], methods, strict=True):
+        rows = by_method[method]
+        lengths = sorted(rows, key=lambda k: int(k))
+        depths = sorted(next(iter(rows.values()))["depths"], key=float)
+        grid = [[rows[length]["depths"][depth] for length in lengths] for depth in depths]
+        image = axis.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
+        axis.set_xticks(range(len(lengths)), [str(x) for x in lengths], rotation=45)
+        axis.set_yticks(range(len(depths)), depths)
+        axis.set_xlabel("prompt length (tokens)")
+        axis.set_ylabel("depth of the key (fraction)")
+        axis.set_title(method)
+        for y, row in enumerate(grid):
+            for x, value in enumerate(row):
+                axis.text(
+                    x,
+                    y,
+                    f"{value:.0%}",
+                    ha="center",
+                    va="center",
+                    color="white" if value < 0.5 else "black",
+                    fontsize=8,
+                )
+    figure.colorbar(image, ax=axes[0].tolist(), label="passkey accuracy")
+    figure.suptitle(f"{name}: passkey retrieval")
+    return figure
