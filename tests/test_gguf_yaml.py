@@ -263,4 +263,4 @@ def test_real_smollm2_gguf_to_hf_folder_loads_and_answers(tmp_path):
     ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
     with torch.inference_mode():
         generated = model.generate(ids, max_new_tokens=3, do_sample=False)
-    assert "Paris" in tokenizer.decode(generated[0, ids.shape[1]:])
+    assert "Paris" in tokenizer.decode(generated[0, ids.shape[1] :])

@@ -22,8 +22,6 @@ RETRIEVAL_SUBTASKS = ("passkey", "needle", "chapters")
 
 
 def _check(task: str, loaded: LoadedModel) -> None:
-    if task not in TASKS:
-        raise CtxextError(f"unknown task {task!r}{did_you_mean(task, TASKS)}; choose from {', '.join(TASKS)}")
     wanted = TASKS[task]
     if wanted != "any" and wanted != loaded.kind:
         raise CtxextError(
@@ -58,6 +56,8 @@ def evaluate(
     jsonl: str | None = None,
     count: int = 16,
 ) -> dict:
+    if task not in TASKS:
+        raise CtxextError(f"unknown task {task!r}{did_you_mean(task, TASKS)}; choose from {', '.join(TASKS)}")
     loaded = load_model(model_path)
     _check(task, loaded)
     lengths = sorted(set(int(x) for x in lengths))

@@ -1,0 +1,332 @@
+"""Evaluation tasks on tiny models: exact perplexity, windows, passkey prompts, retrieval metrics, drift,
+reports and plots, and their bad inputs."""
+
+import json
+import math
+
+import pytest
+import torch
+import transformers
+from torch.nn import functional as F
+
+import tiny
+import tiny_decoders
+from ctxext.cli import main, run
+from ctxext.eval.drift import decoder_drift
+from ctxext.eval.passkey import key_sentence, passkey_prompt
+from ctxext.eval.ppl import perplexity, scored_region, windows
+from ctxext.eval.retrieval import jsonl_task, rank_metrics
+from ctxext.report import markdown
+
+
+@pytest.fixture(scope="module")
+def decoder(tmp_path_factory):
+    return tiny_decoders.save_decoder("llama", tmp_path_factory.mktemp("eval") / "llama")
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "book.txt"
+    path.write_text(tiny.words(1500, seed=5))
+    return path
+
+
+@pytest.mark.parametrize("lengths,stride", [([8, 16, 32], 8), ([10, 24], 5), ([7], 7), ([64, 128], 64)])
+def test_windows_score_every_target_once_per_length(lengths, stride):
+    first, last = scored_region(300, lengths, stride)
+    for length in lengths:
+        scored = []
+        for window in windows(length, stride, first, last):
+            assert window.end - window.start == length and window.start >= 0
+            assert window.score_from > window.start  # every scored target has at least one token of context
+            scored.extend(window.targets)
+        assert scored == list(range(first, last))
+
+
+def test_perplexity_equals_a_hand_computation(decoder):
+    model = transformers.AutoModelForCausalLM.from_pretrained(decoder).eval()
+    ids = tiny.input_ids(100, seed=1)[0]
+    result = perplexity(model, ids, [16, 32], stride=8)
+    first, last = result[16]["scored"]
+    for length in (16, 32):
+        nll = []
+        for target in range(first, last):  # each target by its own window, from the full logits
+            start_block = first + ((target - first) // 8) * 8
+            end = min(start_block + 8, last) - 1
+            window = ids[end - length : end]
+            with torch.inference_mode():
+                logits = model(input_ids=window.unsqueeze(0)).logits[0]
+            row = target - 1 - (end - length)
+            nll.append(F.cross_entropy(logits[row : row + 1], ids[target : target + 1]).item())
+        assert result[length]["tokens"] == last - first == len(nll)
+        assert math.isclose(result[length]["ppl"], math.exp(sum(nll) / len(nll)), rel_tol=1e-5)
+        assert sum(b["tokens"] for b in result[length]["buckets"]) == result[length]["tokens"]
+
+
+def test_passkey_prompt_has_the_exact_length_and_the_key_at_its_depth():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {}
+    for text in (
+        key_sentence(12345),
+        "The grass is green. The sky is blue. The sun is yellow. Here we go. There and "
+        "back again. What is the pass key? The pass key is There is an important info hidden inside a lot of "
+        "irrelevant text. Find it and memorize it. I will quiz you about the important information there.",
+    ):
+        for word in text.split():
+            vocab.setdefault(word, len(vocab) + 1)
+    vocab["<unk>"] = 0
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=backend)
+    for length, depth in ((200, 0.0), (200, 0.5), (333, 0.9)):
+        ids = passkey_prompt(tokenizer, length, depth, 12345)
+        assert len(ids) == length
+        text = tokenizer.decode(ids)
+        assert text.count("12345") == 2 and text.endswith("The pass key is")
+        position = text.index("The pass key is 12345") / len(text)
+        assert abs(position - depth) < 0.25
+
+
+def test_rank_metrics_by_hand():
+    queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    documents = torch.tensor([[1.0, 0.1], [0.9, 0.5], [0.0, 1.0]])
+    metrics = rank_metrics(queries, documents, [{1}, {2}])
+    assert metrics["accuracy@1"] == 0.5  # query 0 ranks doc 0 first, query 1 ranks doc 2 first
+    assert math.isclose(metrics["ndcg@10"], (1 / math.log2(3) + 1.0) / 2)
+
+
+def test_decoder_drift_is_zero_for_identical_distributions():
+    logprobs = [F.log_softmax(torch.randn(10, 7), -1) for _ in range(3)]
+    ids = [torch.randint(0, 7, (10,)) for _ in range(3)]
+    result = decoder_drift(logprobs, logprobs, ids)
+    assert result["kl"] == pytest.approx(0, abs=1e-12) and result["ppl_before"] == result["ppl_after"]
+    shifted = [F.log_softmax(lp * 2, -1) for lp in logprobs]
+    assert decoder_drift(logprobs, shifted, ids)["kl"] > 0
+
+
+def test_eval_ppl_methods_in_memory_json_table_and_plot(decoder, book, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert (
+        run(
+            main,
+            [
+                "eval",
+                str(decoder),
+                "--task",
+                "ppl",
+                "--lengths",
+                "32",
+                "64",
+                "128",
+                "--data",
+                str(book),
+                "--methods",
+                "none,linear,yarn",
+                "-o",
+                str(out),
+                "--plot",
+                str(tmp_path / "p.png"),
+            ],
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "| none |" in printed and "| yarn |" in printed
+    results = json.loads(out.read_text())
+    rows = results["results"]["ppl"]
+    assert set(rows) == {"none", "linear", "yarn"} and set(rows["yarn"]) == {"32", "64", "128"}
+    assert rows["none"]["32"]["tokens"] == rows["yarn"]["128"]["tokens"]  # same scored tokens at every length
+    assert rows["none"]["32"]["ppl"] != rows["yarn"]["32"]["ppl"]  # the method was really applied
+    assert results["versions"]["torch"] and results["date"]
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert "ppl: ppl" in markdown(results)
+
+
+def test_in_memory_methods_restore_the_model(decoder, book, tmp_path):
+    from ctxext.eval.models import load_model, variant
+
+    loaded = load_model(decoder)
+    ids = tiny.input_ids(40)
+    with torch.inference_mode():
+        before = loaded.model(input_ids=ids).logits
+        with variant(loaded, "yarn", 256):
+            during = loaded.model(input_ids=ids).logits
+        after = loaded.model(input_ids=ids).logits
+    assert not torch.equal(before, during) and torch.equal(before, after)
+
+
+def test_eval_passkey_and_drift_run_on_a_tiny_decoder(decoder, book, tmp_path):
+    assert (
+        run(
+            main,
+            [
+                "eval",
+                str(decoder),
+                "--task",
+                "passkey",
+                "--lengths",
+                "64",
+                "96",
+                "--methods",
+                "none,yarn",
+                "--trials",
+                "1",
+                "--depths",
+                "0.2",
+                "0.8",
+                "-o",
+                str(tmp_path / "k.json"),
+                "--plot",
+                str(tmp_path / "k.png"),
+            ],
+        )
+        == 0
+    )
+    grid = json.loads((tmp_path / "k.json").read_text())["results"]["passkey"]["yarn"]["96"]
+    assert set(grid["depths"]) == {"0.2", "0.8"} and grid["trials"] == 2
+    assert (
+        run(
+            main,
+            [
+                "eval",
+                str(decoder),
+                "--task",
+                "drift",
+                "--lengths",
+                "32",
+                "--data",
+                str(book),
+                "--methods",
+                "yarn",
+                "--to",
+                "256",
+                "-o",
+                str(tmp_path / "d.json"),
+            ],
+        )
+        == 0
+    )
+    drift = json.loads((tmp_path / "d.json").read_text())["results"]["drift"]["yarn"]["32"]
+    assert drift["kl"] > 0 and drift["tokens"] > 0
+
+
+def test_eval_retrieval_on_a_tiny_sentence_transformer(tmp_path):
+    model = tiny.save_sentence_transformer(tmp_path / "st", window=32)
+    data = tmp_path / "docs.jsonl"
+    rows = [
+        {"doc_id": "a", "text": tiny.words(90, seed=1)},
+        {"doc_id": "b", "text": tiny.words(90, seed=2)},
+        {"query_id": "q", "query": tiny.words(5, seed=2), "relevant": ["b"]},
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "r.json"
+    assert (
+        run(
+            main,
+            [
+                "eval",
+                str(model),
+                "--task",
+                "retrieval",
+                "--lengths",
+                "32",
+                "128",
+                "--methods",
+                "truncate,chunk,cubic,cubic+keep",
+                "--retrieval-tasks",
+                "passkey",
+                "--jsonl",
+                str(data),
+                "-o",
+                str(out),
+                "--plot",
+                str(tmp_path / "r.png"),
+            ],
+        )
+        == 0
+    )
+    results = json.loads(out.read_text())["results"]["retrieval"]
+    assert set(results) == {"truncate", "chunk", "cubic", "cubic+keep"}
+    for method in results:
+        assert 0 <= results[method]["128"]["docs/accuracy@1"] <= 1
+        assert "passkey/ndcg@10" in results[method]["32"]
+    assert (tmp_path / "r.png").is_file()
+
+
+def test_jsonl_reader_accepts_the_documented_form(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"doc_id": 1, "text": "a"}\n{"doc_id": 2, "text": "b"}\n{"query": "q", "relevant": [2]}\n')
+    task = jsonl_task(path)
+    assert task.documents == ["a", "b"] and task.relevant == [{1}]
+
+
+def test_plot_from_json_alone(tmp_path, decoder, book):
+    results = {
+        "model": "m",
+        "original_context": 64,
+        "results": {
+            "ppl": {
+                "none": {"32": {"ppl": 10.0}, "128": {"ppl": 90.0}},
+                "yarn": {"32": {"ppl": 10.5}, "128": {"ppl": 12.0}},
+            }
+        },
+    }
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    assert run(main, ["plot", str(tmp_path / "r.json"), "-o", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def bad_eval(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad-eval")
+    (root / "empty.txt").write_text("   \n")
+    (root / "bad.jsonl").write_text('{"doc_id": "a", "text": "x"}\nnot json\n')
+    (root / "dangling.jsonl").write_text('{"doc_id": "a", "text": "x"}\n{"query": "q", "relevant": ["zz"]}\n')
+    tiny.save("bert", root / "bert")
+    (root / "r.json").write_text("{}")
+    return root
+
+
+EVAL_CASES = {
+    "missing text file": (["{dec}", "--task", "ppl", "--lengths", "32", "--data", "{root}/none.txt"], "no such file"),
+    "empty text": (["{dec}", "--task", "ppl", "--lengths", "32", "--data", "{root}/empty.txt"], "no text"),
+    "no text for ppl": (["{dec}", "--task", "ppl", "--lengths", "32"], "--data"),
+    "length above the window without a method": (
+        ["{dec}", "--task", "ppl", "--lengths", "128", "--data", "{book}"],
+        "above the 64 tokens",
+    ),
+    "encoder given to ppl": (["{root}/bert", "--task", "ppl", "--lengths", "32", "--data", "{book}"], "for decoders"),
+    "decoder given to retrieval": (["{dec}", "--task", "retrieval", "--lengths", "32"], "for encoders"),
+    "unknown task": (["{dec}", "--task", "passkee", "--lengths", "32"], "did you mean 'passkey'"),
+    "malformed jsonl": (
+        ["{root}/bert", "--task", "retrieval", "--lengths", "32", "--jsonl", "{root}/bad.jsonl"],
+        "bad.jsonl:2",
+    ),
+    "jsonl with an unknown relevant doc": (
+        ["{root}/bert", "--task", "retrieval", "--lengths", "32", "--jsonl", "{root}/dangling.jsonl"],
+        "not in the file",
+    ),
+    "unknown method": (
+        ["{dec}", "--task", "ppl", "--lengths", "32", "--data", "{book}", "--methods", "yarnn"],
+        "did you mean 'yarn'",
+    ),
+    "passkey too short": (["{dec}", "--task", "passkey", "--lengths", "8"], "cannot hold"),
+}
+
+
+@pytest.mark.parametrize("name", list(EVAL_CASES))
+def test_eval_bad_input_is_one_line(bad_eval, decoder, book, tmp_path, capsys, name):
+    argv, fragment = EVAL_CASES[name]
+    argv = [a.format(root=bad_eval, dec=decoder, book=book) for a in argv]
+    code = run(main, ["eval", *argv, "-o", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip() and "it/s]" not in line and "%|" not in line]
+    assert code == 2 and len(lines) == 1, err
+    assert fragment.lower() in lines[0].lower(), lines[0]
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_plot_of_a_file_that_is_not_results(bad_eval, tmp_path, capsys):
+    assert run(main, ["plot", str(bad_eval / "r.json"), "-o", str(tmp_path / "p.png")]) == 2
+    assert "not a ctxext results file" in capsys.readouterr().err
