@@ -113,6 +113,7 @@ def build_parser() -> Parser:
     )
     evaluate.add_argument("--to", type=int, help="target length the methods extend to (default: the longest length)")
     evaluate.add_argument("--stride", type=int, help="ppl: tokens scored per window (default: the shortest length)")
+    evaluate.add_argument("--max-tokens", type=int, help="ppl, drift: use only the first N tokens of --data")
     evaluate.add_argument("--depths", type=float, nargs="+", help="passkey: depths of the key (default 0.1 0.5 0.9)")
     evaluate.add_argument("--trials", type=int, default=2, help="passkey: trials per cell")
     evaluate.add_argument("--retrieval-tasks", help="retrieval: comma-separated passkey, needle, chapters")
@@ -216,6 +217,7 @@ def cmd_eval(args) -> None:
         methods,
         args.to,
         stride=args.stride,
+        max_tokens=args.max_tokens,
         depths=args.depths,
         trials=args.trials,
         subtasks=subtasks,

@@ -50,6 +50,7 @@ def evaluate(
     to: int | None = None,
     *,
     stride: int | None = None,
+    max_tokens: int | None = None,
     depths: list[float] | None = None,
     trials: int = 2,
     subtasks: list[str] | None = None,
@@ -66,7 +67,10 @@ def evaluate(
     _check_lengths(loaded, lengths, methods)
     to = to or max(lengths)
     text = _data_text(data, task, loaded)
-    baseline = drift_baseline(loaded, lengths, text) if task == "drift" else None
+    ids = None
+    if text and loaded.kind == "decoder":
+        ids = torch.tensor(loaded.tokenizer(text, verbose=False)["input_ids"][:max_tokens])
+    baseline = drift_baseline(loaded, lengths, text, ids) if task == "drift" else None
     results: dict[str, dict] = {}
     for label in methods:
         with variant(loaded, label, to) as mode:
@@ -76,6 +80,7 @@ def evaluate(
                 mode,
                 lengths,
                 text,
+                ids,
                 stride,
                 depths or [0.1, 0.5, 0.9],
                 trials,
@@ -92,6 +97,7 @@ def evaluate(
             "methods": methods,
             "to": to,
             "stride": stride,
+            "max_tokens": max_tokens,
             "depths": depths,
             "trials": trials,
             "data": data,
@@ -118,17 +124,23 @@ def _data_text(data, task, loaded) -> str | None:
 
 
 def _run_one(
-    task, loaded, mode, lengths, text, stride, depths, trials, subtasks, jsonl, count, label, baseline=None
+    task, loaded, mode, lengths, text, ids, stride, depths, trials, subtasks, jsonl, count, label, baseline=None
 ) -> dict:
     if task == "ppl":
-        from .ppl import perplexity
+        from .ppl import perplexity, scored_region, windows
 
-        ids = torch.tensor(loaded.tokenizer(text, verbose=False)["input_ids"])
-        total = sum(1 for _ in lengths)
-        with tqdm(total=total, desc=f"ppl {label}", unit="length") as bar:
-            rows = perplexity(loaded.model, ids, lengths, stride=stride, bucket=max(loaded.context // 4, 1))
-            bar.update(total)
-        return rows
+        stride = stride or min(lengths)
+        first, last = scored_region(len(ids), lengths, stride)
+        total = sum(len(windows(length, stride, first, last)) for length in lengths)
+        with tqdm(total=total, desc=f"ppl {label}", unit="window") as bar:
+            return perplexity(
+                loaded.model,
+                ids,
+                lengths,
+                stride=stride,
+                bucket=max(loaded.context // 4, 1),
+                progress=lambda length, tokens: bar.update(),
+            )
     if task == "passkey":
         from .passkey import passkey_grid
 
@@ -187,13 +199,12 @@ def _drift_texts(loaded, text) -> list[str]:
     return default_short_texts() if not text else [t for t in text.split("\n\n") if t.strip()][:64]
 
 
-def drift_baseline(loaded, lengths, text) -> dict:
+def drift_baseline(loaded, lengths, text, ids) -> dict:
     """What the unextended model gives on the short inputs, computed before any method is applied."""
     if loaded.kind == "encoder":
         return {"embeddings": loaded.embedder.encode(_drift_texts(loaded, text))}
     from .drift import decoder_windows, next_token_logprobs
 
-    ids = torch.tensor(loaded.tokenizer(text, verbose=False)["input_ids"])
     windows = {length: decoder_windows(ids, length, 8) for length in lengths}
     return {
         "windows": windows,
