@@ -88,3 +88,24 @@ def test_dtype_is_kept(dtype):
     original = table().to(dtype)
     assert resample_table(original, 100, "cubic").dtype == dtype
     assert resample_table(original, 80, "double").dtype == dtype
+
+
+def test_group_repeats_each_row_and_tile_repeats_the_block():
+    original = table(rows=10)
+    grouped = resample_table(original, 40, "group")
+    tiled = resample_table(original, 25, "tile")
+    assert torch.equal(grouped[0::4], original) and torch.equal(grouped[3::4], original)
+    assert (
+        torch.equal(tiled[:10], original)
+        and torch.equal(tiled[10:20], original)
+        and torch.equal(tiled[20:], original[:5])
+    )
+
+
+def test_source_rows_limit_the_curve_to_the_trained_part():
+    original = table(rows=64)
+    from_trained = resample_table(original, 100, "cubic", source_rows=32)
+    torch.testing.assert_close(from_trained[-1], original[31])  # the far end is the last trained row
+    torch.testing.assert_close(from_trained, resample_table(original[:32], 100, "cubic"))
+    kept = resample_table(original, 100, "cubic", keep_first=16, source_rows=32)
+    assert torch.equal(kept[:16], original[:16])

@@ -92,7 +92,7 @@ CASES = {
     ),
     "keep-first too large": (
         ["extend", "{root}/bert", "--to", "128", "--keep-first", "64", "-o", "{out}"],
-        "must be below",
+        "below the model",
     ),
     "keep-first not a number": (
         ["extend", "{root}/bert", "--to", "128", "--keep-first", "half", "-o", "{out}"],
@@ -101,6 +101,14 @@ CASES = {
     "keep-first auto with no trained window": (
         ["extend", "{root}/bert", "--to", "128", "--keep-first", "auto", "-o", "{out}"],
         "trained window",
+    ),
+    "from-window not a number": (
+        ["extend", "{root}/bert", "--to", "128", "--from-window", "most", "-o", "{out}"],
+        "--from-window takes",
+    ),
+    "keep-first not below from-window": (
+        ["extend", "{root}/bert", "--to", "128", "--keep-first", "32", "--from-window", "16", "-o", "{out}"],
+        "below --from-window 16",
     ),
     "keep-cls on an offset model": (
         ["extend", "{root}/roberta", "--to", "128", "--keep-cls", "-o", "{out}"],

@@ -15,13 +15,15 @@ from ctxext.encoder import extend_encoder
 from ctxext.formats.hf_folder import open_model_folder
 from ctxext.table_surgery import apply_in_memory, plan_table, write_files
 
-METHODS = ["linear", "cubic", "pchip", "akima", "double", "cubic+keep"]
+METHODS = ["linear", "cubic", "pchip", "akima", "double", "cubic+keep", "tile", "group", "cubic+from32"]
 TARGET = 160
 
 
 def method_options(method):
     if method == "cubic+keep":
         return {"method": "cubic", "keep_first": 32}
+    if method == "cubic+from32":
+        return {"method": "cubic", "keep_first": 16, "from_window": 32}
     if method == "double":
         return {"method": "double", "to": None}
     return {"method": method}

@@ -55,13 +55,13 @@ def extend(
     overwrite: bool = False,
     check: bool = True,
     texts=None,
-    table_path=None,
-    offset=None,
-    keep_cls=False,
-    keep_first=0,
     original=None,
+    **table_options,
 ) -> Report:
-    """Extend whatever ``model`` is and write ``out``; see the module docstring for the dispatch."""
+    """Extend whatever ``model`` is and write ``out``; see the module docstring for the dispatch.
+
+    ``table_options`` go to :func:`ctxext.table_surgery.plan_table` for learned tables (table_path,
+    offset, keep_cls, keep_first, from_window)."""
     if fmt not in FORMATS:
         raise CtxextError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
     kind = input_kind(model)
@@ -77,13 +77,10 @@ def extend(
             out,
             to,
             method or DEFAULT_METHOD["learned"],
-            table_path=table_path,
-            offset=offset,
-            keep_cls=keep_cls,
-            keep_first=keep_first,
             overwrite=overwrite,
             check=check,
             texts=texts,
+            **_given(table_options),
         )
         notes = []
         if result:
@@ -105,6 +102,11 @@ def extend(
     if kind == "gguf":
         return _extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check)
     return _extend_yaml(Path(model), Path(out), to, method, original, overwrite)
+
+
+def _given(options: dict) -> dict:
+    """Options the user actually set (None, False and 0 mean 'not given')."""
+    return {key: value for key, value in options.items() if value not in (None, False, 0, "0")}
 
 
 def _refuse(model) -> None:
@@ -201,11 +203,8 @@ def inspect(
     to=None,
     methods: list[str] | None = None,
     texts=None,
-    table_path=None,
-    offset=None,
-    keep_cls=False,
-    keep_first=0,
     original=None,
+    **table_options,
 ) -> Report:
     """Describe a model's positions; with ``to``, what each method would change."""
     kind = input_kind(model)
@@ -214,7 +213,7 @@ def inspect(
         from .table_surgery import plan_table
 
         folder = open_model_folder(model)
-        options = {"table_path": table_path, "offset": offset, "keep_cls": keep_cls, "keep_first": keep_first}
+        options = _given(table_options)
         methods = methods or ["cubic", "linear", "pchip", "akima"]
         plan = plan_table(folder, to, methods[0], allow_same=to is None, **options)
         if not to:

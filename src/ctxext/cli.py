@@ -64,6 +64,11 @@ def add_table_options(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="keep positions 0..K-1 exactly as trained ('auto': the trained window)",
     )
+    group.add_argument(
+        "--from-window",
+        metavar="W",
+        help="draw the curve from positions 0..W-1 only, the part training reached ('auto': the trained window)",
+    )
     rope = parser.add_argument_group("rotary positions (decoders)")
     rope.add_argument(
         "--original",
@@ -135,6 +140,7 @@ def _options(args) -> dict:
         "offset": args.offset,
         "keep_cls": args.keep_cls,
         "keep_first": args.keep_first,
+        "from_window": args.from_window,
         "original": args.original,
         "texts": read_texts(args.texts) if args.texts else None,
     }

@@ -56,19 +56,19 @@ def extend_encoder(
     to: int | str | None,
     method: str = "cubic",
     *,
-    table_path: str | None = None,
-    offset: int | None = None,
-    keep_cls: bool = False,
-    keep_first: int | str = 0,
     overwrite: bool = False,
     check: bool = True,
     texts: list[str] | None = None,
+    **plan_options,
 ) -> tuple[TablePlan, Verification | None]:
-    """Write an extended copy of an encoder folder to ``out``; nothing is left at ``out`` on failure."""
+    """Write an extended copy of an encoder folder to ``out``; nothing is left at ``out`` on failure.
+
+    ``plan_options`` are :func:`ctxext.table_surgery.plan_table`'s (table_path, offset, keep_cls,
+    keep_first, from_window)."""
     out = Path(out)
     check_output(out, overwrite)
     folder = open_model_folder(model)
-    plan = plan_table(folder, to, method, table_path, offset, keep_cls, keep_first)
+    plan = plan_table(folder, to, method, **plan_options)
     result = None
     with atomic_folder(out, overwrite) as staging:
         write_files(folder, plan, staging)
@@ -87,6 +87,7 @@ def _record(folder: Path, plan: TablePlan, result: Verification | None) -> None:
         f"This model's learned position table was extended by ctxext from {plan.positions} to "
         f"{plan.target} positions with no training (method `{plan.method}`"
         + (f", positions below {plan.keep_first} kept exactly" if plan.keep_first else "")
+        + (f", curve drawn from positions below {plan.source}" if plan.source else "")
         + ").",
         "It loads with plain transformers and sentence-transformers; `ctxext.json` records how it was made.",
     ]

@@ -42,6 +42,7 @@ class TablePlan:
     method: str
     keep_first: int
     trained_window: int | None
+    source: int | None = None  # positions the curve is drawn from (default: the whole table)
 
     @property
     def positions(self) -> int:
@@ -61,7 +62,8 @@ class TablePlan:
 
     def new_table(self, table: torch.Tensor) -> torch.Tensor:
         body_keep = max(self.keep_first - int(self.keep_cls), 0)
-        return resample_table(table, self.new_rows, self.method, self.pinned, body_keep)
+        source = self.source - int(self.keep_cls) if self.source else None
+        return resample_table(table, self.new_rows, self.method, self.pinned, body_keep, source)
 
     def describe(self) -> list[tuple[str, str]]:
         keep = f"positions 0..{self.keep_first - 1} kept exactly" if self.keep_first else "none"
@@ -79,6 +81,7 @@ class TablePlan:
                 else "none (give --to N)",
             ),
             ("kept exactly", keep),
+            ("curve drawn from", f"positions 0..{self.source - 1} only" if self.source else "the whole table"),
             ("config", ", ".join(f"{key} = {self.new_rows}" for key in self.length_keys)),
         ]
 
@@ -147,6 +150,7 @@ def plan_table(
     keep_cls: bool = False,
     keep_first: int | str = 0,
     allow_same: bool = False,
+    from_window: int | str | None = None,
 ) -> TablePlan:
     """Check the request against the folder and return the plan; raises CtxextError on bad input."""
     _check_method(method)
@@ -178,6 +182,11 @@ def plan_table(
         raise CtxextError(f"target {target} is not above the model's {positions} positions")
     trained = _trained_window(folder)
     keep = _parse_keep_first(keep_first, trained, positions)
+    source = _parse_window(from_window, trained, positions, "--from-window")
+    if source and keep >= source:
+        raise CtxextError(f"--keep-first {keep} must be below --from-window {source}")
+    if source and method == DOUBLING:
+        raise CtxextError("--from-window needs an interpolating method, not 'double'")
     if keep and method == DOUBLING:
         raise CtxextError("--keep-first needs an interpolating method, not 'double'")
     if keep_cls and offset:
@@ -196,6 +205,7 @@ def plan_table(
         method=method,
         keep_first=keep,
         trained_window=trained,
+        source=source,
     )
     if method == DOUBLING and target != 2 * (positions - keep_cls) + int(keep_cls):
         raise CtxextError(
@@ -206,19 +216,24 @@ def plan_table(
 
 
 def _parse_keep_first(keep_first, trained: int | None, positions: int) -> int:
-    if keep_first in (None, 0, "0"):
-        return 0
-    if keep_first == "auto":
+    return _parse_window(keep_first, trained, positions, "--keep-first") or 0
+
+
+def _parse_window(value, trained: int | None, positions: int, flag: str) -> int | None:
+    """A number of positions below the table's size, or 'auto' for the trained window."""
+    if value in (None, 0, "0"):
+        return None
+    if value == "auto":
         if trained is None or trained >= positions:
-            raise CtxextError("--keep-first auto needs a trained window shorter than the table; give a number")
+            raise CtxextError(f"{flag} auto needs a trained window shorter than the table; give a number")
         return trained
     try:
-        keep = int(keep_first)
+        number = int(value)
     except (TypeError, ValueError):
-        raise CtxextError(f"--keep-first takes a number of positions or 'auto', not {keep_first!r}") from None
-    if not 0 <= keep < positions:
-        raise CtxextError(f"--keep-first {keep} must be below the model's {positions} positions")
-    return keep
+        raise CtxextError(f"{flag} takes a number of positions or 'auto', not {value!r}") from None
+    if not 0 < number < positions:
+        raise CtxextError(f"{flag} {number} must be above 0 and below the model's {positions} positions")
+    return number
 
 
 def weight_replacements(folder: ModelFolder, plan: TablePlan) -> dict[str, torch.Tensor]:

@@ -120,7 +120,21 @@ def variant(loaded: LoadedModel, label: str, to: int | None) -> Iterator[str]:
         with rope_variant(loaded, label, to):
             yield "extended"
         return
-    method, _, keep = label.partition("+")
-    options = {"keep_first": "auto"} if keep == "keep" else {}
-    with table_variant(loaded, method, to, **options):
+    method, *flags = label.split("+")
+    with table_variant(loaded, method, to, **variant_options(flags)):
         yield "extended"
+
+
+def variant_options(flags: list[str]) -> dict:
+    """'keep' / 'keepK' -> keep_first auto / K; 'trained' / 'fromW' -> from_window auto / W."""
+    options = {}
+    for flag in flags:
+        if flag.startswith("keep"):
+            options["keep_first"] = flag[4:] or "auto"
+        elif flag == "trained":
+            options["from_window"] = "auto"
+        elif flag.startswith("from"):
+            options["from_window"] = flag[4:]
+        else:
+            raise CtxextError(f"unknown option '+{flag}' in a method label (known: +keep, +keepK, +trained, +fromW)")
+    return options

@@ -11,6 +11,11 @@ d one-dimensional signals on the knots 0..L'-1 and evaluated at N' new coordinat
 * doubling (the seed's ``extend-context-linear``): row 2i is E_i, row 2i+1 is (E_i + E_{i+1}) / 2 and
   the last row is repeated; linear Position Interpolation at s = 2 (Chen et al. 2023, x -> x / s).
 
+Index maps that need no interpolation (LongEmbed, Zhu et al. 2024, written as plain tables so that
+any loader reproduces them): ``group`` (grouped positions, row j = E_floor(j L' / N')) and ``tile``
+(recurrent positions, row j = E_(j mod L'), as Longformer initialises its table; the first L' rows are
+the original ones, so inputs within the window are unchanged).
+
 Interpolants (scipy, vectorised over all d columns at once): ``linear``, ``quadratic`` and ``cubic``
 are interpolating B-splines of degree 1, 2, 3 with not-a-knot ends, as ``interp1d(kind=...)``;
 ``pchip`` (Fritsch-Carlson) and ``akima`` / ``makima`` are piecewise cubics that never overshoot
@@ -27,7 +32,8 @@ SPLINE_DEGREE = {"linear": 1, "quadratic": 2, "cubic": 3}
 MONOTONE = ("pchip", "akima", "makima")
 INTERPOLANTS = (*SPLINE_DEGREE, *MONOTONE)
 DOUBLING = "double"
-APE_METHODS = (*INTERPOLANTS, DOUBLING)
+INDEX_MAPS = ("group", "tile")
+APE_METHODS = (*INTERPOLANTS, DOUBLING, *INDEX_MAPS)
 
 
 def sample_coordinates(old_rows: int, new_rows: int, keep_first: int = 0) -> np.ndarray:
@@ -80,20 +86,38 @@ def double_rows(rows: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def index_map_rows(rows: torch.Tensor, new_rows: int, kind: str) -> torch.Tensor:
+    """Rows picked by index: ``group`` repeats each row N'/L' times, ``tile`` repeats the whole block."""
+    old_rows = rows.shape[0]
+    positions = torch.arange(new_rows, device=rows.device)
+    index = positions * old_rows // new_rows if kind == "group" else positions % old_rows
+    return rows[index].clone()
+
+
 def resample_table(
-    table: torch.Tensor, new_rows: int, method: str = "cubic", pinned: int = 0, keep_first: int = 0
+    table: torch.Tensor,
+    new_rows: int,
+    method: str = "cubic",
+    pinned: int = 0,
+    keep_first: int = 0,
+    source_rows: int | None = None,
 ) -> torch.Tensor:
     """Resample a whole (L, d) table to ``new_rows`` rows; rows [0, pinned) are copied unchanged.
 
-    Returns ``table`` itself (no copy, no arithmetic) when nothing would change.
+    ``source_rows`` limits the curve to the first rows after the pinned ones (the part of the table that
+    training actually reached). Returns ``table`` itself when nothing would change.
     """
-    if new_rows == table.shape[0]:
+    if new_rows == table.shape[0] and source_rows is None:
         return table
     head, body = table[:pinned], table[pinned:]
+    if source_rows is not None:
+        body = body[:source_rows]
     if method == DOUBLING:
         if new_rows - pinned != 2 * body.shape[0]:
             raise ValueError(f"doubling gives {pinned + 2 * body.shape[0]} rows, not {new_rows}")
         new_body = double_rows(body)
+    elif method in INDEX_MAPS:
+        new_body = index_map_rows(body, new_rows - pinned, method)
     else:
         new_body = interpolate_rows(body, new_rows - pinned, method, keep_first)
     return torch.cat([head, new_body], dim=0)
