@@ -13,7 +13,7 @@ what=${1:-all}
 
 if [[ $what == smollm2-ppl || $what == all ]]; then
   .venv/bin/ctxext eval "$smollm2" --task ppl --lengths 2048 4096 8192 --data "$corpus/persuasion.txt" \
-    --stride 4096 --max-tokens 12289 -o "$out/smollm2_ppl.json" --plot "$out/smollm2_ppl.png"
+    --stride 2048 --max-tokens 12289 -o "$out/smollm2_ppl.json" --plot "$out/smollm2_ppl.png"
 fi
 if [[ $what == smollm2-passkey || $what == all ]]; then
   .venv/bin/ctxext eval "$smollm2" --task passkey --lengths 2048 4096 8192 --depths 0.1 0.5 0.9 --trials 2 \
