@@ -126,6 +126,26 @@ def build_parser() -> Parser:
     evaluate.add_argument("-o", "--output", required=True, help="results JSON to write")
     evaluate.add_argument("--plot", help="also write this PNG")
 
+    training = verbs.add_parser("train", help="continue training a decoder on text packed at the new length")
+    training.add_argument("model", help="model folder (usually one written by ctxext extend)")
+    training.add_argument("--to", type=int, required=True, help="sequence length to train at")
+    training.add_argument("--data", nargs="+", required=True, help="text files or folders")
+    training.add_argument("--method", default="linear", help="RoPE scaling applied first if the model is shorter")
+    training.add_argument("--max-steps", type=int, default=200, help="optimizer steps (the PI paper: 200-1000)")
+    training.add_argument("--learning-rate", type=float, default=2e-5)
+    training.add_argument("--batch-size", type=int, default=1)
+    training.add_argument("--accumulation", type=int, default=1, help="gradient accumulation steps")
+    training.add_argument(
+        "--lora",
+        action="store_true",
+        help="LongLoRA: LoRA on attention, embeddings and norms trainable, merged into a plain model at the end",
+    )
+    training.add_argument("--gradient-checkpointing", action="store_true")
+    training.add_argument("--save-steps", type=int, help="checkpoint every N steps (beside the output)")
+    training.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    training.add_argument("-o", "--output", required=True, help="output folder")
+    training.add_argument("--overwrite", action="store_true")
+
     plot = verbs.add_parser("plot", help="draw a PNG from a results JSON")
     plot.add_argument("results", help="results JSON written by ctxext eval")
     plot.add_argument("-o", "--output", required=True, help="PNG to write")
@@ -237,6 +257,30 @@ def cmd_eval(args) -> None:
         print(f"wrote {plot(results, args.plot)}")
 
 
+def cmd_train(args) -> None:
+    from .train import train
+
+    result = train(
+        args.model,
+        args.output,
+        args.to,
+        args.data,
+        method=args.method,
+        max_steps=args.max_steps,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        accumulation=args.accumulation,
+        lora=args.lora,
+        gradient_checkpointing=args.gradient_checkpointing,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        save_steps=args.save_steps,
+    )
+    losses = [row["loss"] for row in result["history"]]
+    print(f"trained {result['steps']} steps; loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "trained")
+    print(f"wrote {args.output} (checkpoints in {result['checkpoints']})")
+
+
 def cmd_plot(args) -> None:
     from .report import load_results, plot
 
@@ -248,7 +292,9 @@ def main(argv=None) -> None:
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
-    {"inspect": cmd_inspect, "extend": cmd_extend, "eval": cmd_eval, "plot": cmd_plot}[args.verb](args)
+    {"inspect": cmd_inspect, "extend": cmd_extend, "eval": cmd_eval, "train": cmd_train, "plot": cmd_plot}[args.verb](
+        args
+    )
 
 
 def entry() -> None:

@@ -1,0 +1,142 @@
+"""Continued training at the new length (the PI paper's short fine-tune; "cutoff length is context length").
+
+Text is packed into sequences of exactly ``--to`` tokens and trained with the Hugging Face Trainer, so
+a user's accelerate configuration (several GPUs, FSDP, DeepSpeed) scales it with no code change. With
+``lora=True`` it follows LongLoRA (Chen et al. 2023): LoRA on the attention projections, with the
+embeddings and normalisation layers fully trainable, merged into a plain model at the end. A model
+whose config does not yet reach ``to`` is first extended in memory by ``method`` (Position
+Interpolation, ``linear``, by default, as the seeds do).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from .errors import CtxextError
+
+log = logging.getLogger(__name__)
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "query_key_value", "dense", "Wqkv", "out_proj")
+
+
+class PackedText(torch.utils.data.Dataset):
+    """Consecutive blocks of ``length`` tokens of one token stream (the last partial block dropped)."""
+
+    def __init__(self, tokenizer, text: str, length: int):
+        ids = torch.tensor(tokenizer(text, verbose=False)["input_ids"])
+        count = len(ids) // length
+        if count == 0:
+            raise CtxextError(f"the text has {len(ids)} tokens, fewer than one sequence of {length}")
+        self.blocks = ids[: count * length].view(count, length)
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"input_ids": self.blocks[index], "labels": self.blocks[index]}
+
+
+def _lora(model):
+    from peft import LoraConfig, get_peft_model
+
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [t for t in LORA_TARGETS if t in names]
+    if not targets:
+        raise CtxextError("found no attention projections to put LoRA on")
+    trainable = sorted(
+        {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if "norm" in type(module).__name__.lower()}
+        | {"embed_tokens"} & names
+    )
+    config = LoraConfig(
+        r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets, modules_to_save=trainable, task_type="CAUSAL_LM"
+    )
+    return get_peft_model(model, config)
+
+
+def train(
+    model_path: str | Path,
+    out: str | Path,
+    to: int,
+    data: list[str],
+    *,
+    method: str = "linear",
+    max_steps: int = 200,
+    learning_rate: float = 2e-5,
+    batch_size: int = 1,
+    accumulation: int = 1,
+    lora: bool = False,
+    gradient_checkpointing: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    save_steps: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """Train, then write ``out`` as a plain model folder in the same form ``ctxext extend`` writes."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
+
+    from .decoder import record_rope
+    from .eval.ppl import read_corpus
+    from .formats.hf_folder import atomic_folder, check_output, open_model_folder
+    from .rope_surgery import apply_rope_in_memory, plan_rope, rope_config
+
+    out = Path(out)
+    check_output(out, overwrite)
+    folder = open_model_folder(model_path)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder.root))
+    dataset = PackedText(tokenizer, read_corpus(data), int(to))
+    model = AutoModelForCausalLM.from_pretrained(str(folder.root), dtype=torch.float32)
+    plan = None
+    if folder.config.get("max_position_embeddings", 0) < int(to):
+        plan = plan_rope(folder.config, str(folder.root), to, method)
+        apply_rope_in_memory(model, plan)
+    if lora:
+        model = _lora(model)
+    checkpoints = out.with_name(out.name + ".checkpoints")
+    arguments = TrainingArguments(
+        output_dir=str(checkpoints),
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        learning_rate=learning_rate,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        logging_steps=max(1, min(10, max_steps // 10)),
+        save_steps=save_steps or max_steps,
+        save_strategy="steps",
+        report_to=[],
+        seed=seed,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        activation_checkpointing=gradient_checkpointing,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    trainer = Trainer(model=model, args=arguments, train_dataset=dataset, data_collator=default_data_collator)
+    last = _last_checkpoint(checkpoints) if resume else None
+    if resume and last is None:
+        raise CtxextError(f"--resume found no checkpoint in {checkpoints}")
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    trained = trainer.model.merge_and_unload() if lora else trainer.model
+    with atomic_folder(out, overwrite) as staging:
+        trained.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        if plan is not None:
+            from .formats.hf_folder import read_json, write_json
+
+            write_json(staging / "config.json", rope_config(read_json(staging / "config.json"), plan))
+            record_rope(staging, plan, None)
+    history = [row for row in trainer.state.log_history if "loss" in row]
+    return {
+        "steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "history": history,
+        "checkpoints": str(checkpoints),
+        "resumed_from": int(last.name.split("-")[-1]) if last else None,
+    }
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if folder.is_dir() else []
+    return found[-1] if found else None

@@ -1,0 +1,77 @@
+"""ctxext train on a tiny Llama: loss falls on a repeated batch, the output reloads in plain transformers,
+LoRA merges into a plain model, and a resumed run continues from the saved step."""
+
+import json
+
+import pytest
+import torch
+import transformers
+
+import tiny
+import tiny_decoders
+from ctxext.cli import main, run
+from ctxext.train import train
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    source = tiny_decoders.save_decoder("llama", root / "llama")
+    text = root / "repeated.txt"
+    text.write_text(" ".join([tiny.words(128, seed=1)] * 20))
+    return root, source, text
+
+
+def test_loss_falls_and_the_output_reloads_with_the_new_length(setup, tmp_path):
+    _, source, text = setup
+    result = train(source, tmp_path / "out", 128, [str(text)], max_steps=12, learning_rate=1e-3)
+    losses = [row["loss"] for row in result["history"]]
+    assert result["steps"] == 12 and losses[-1] < losses[0] - 0.3
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["max_position_embeddings"] == 128 and config["rope_scaling"]["rope_type"] == "linear"
+    assert config["rope_parameters"] == config["rope_scaling"]
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    original = transformers.AutoModelForCausalLM.from_pretrained(source)
+    assert not torch.equal(model.lm_head.weight, original.lm_head.weight)
+    assert model.model.rotary_emb.inv_freq[0] == pytest.approx(0.5)  # PI x2 on the highest frequency
+
+
+def test_lora_merges_into_a_plain_model(setup, tmp_path):
+    _, source, text = setup
+    result = train(source, tmp_path / "lora", 128, [str(text)], max_steps=6, learning_rate=1e-3, lora=True)
+    assert result["history"][-1]["loss"] < result["history"][0]["loss"]
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "lora")
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert not any("lora" in name or "modules_to_save" in name for name, _ in model.named_modules())
+    with pytest.raises(OSError):
+        transformers.AutoConfig.from_pretrained(tmp_path / "lora" / "adapter_config.json")
+
+
+def test_resume_continues_from_the_saved_step(setup, tmp_path):
+    _, source, text = setup
+    out = tmp_path / "resumed"
+    first = train(source, out, 128, [str(text)], max_steps=4, learning_rate=1e-3, save_steps=4)
+    assert first["steps"] == 4
+    # learning_rate 0 here: only weights restored from the checkpoint can start below the initial loss
+    second = train(
+        source, out, 128, [str(text)], max_steps=8, learning_rate=0.0, save_steps=4, resume=True, overwrite=True
+    )
+    assert second["steps"] == 8 and second["resumed_from"] == 4
+    steps = [row["step"] for row in second["history"]]  # the log history travels with the checkpoint
+    assert steps == sorted(set(steps)) and steps[-1] == 8
+    step5 = next(row["loss"] for row in second["history"] if row["step"] == 5)
+    assert step5 < first["history"][0]["loss"] - 0.2
+
+
+def test_train_bad_inputs_are_one_line(setup, tmp_path, capsys):
+    root, source, text = setup
+    short = root / "short.txt"
+    short.write_text("w1 w2")
+    assert run(main, ["train", str(source), "--to", "128", "--data", str(short), "-o", str(tmp_path / "o")]) == 2
+    assert "fewer than one sequence" in capsys.readouterr().err
+    assert (
+        run(main, ["train", str(source), "--to", "128", "--data", str(text), "--resume", "-o", str(tmp_path / "r")])
+        == 2
+    )
+    assert "found no checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()
