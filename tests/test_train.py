@@ -75,3 +75,58 @@ def test_train_bad_inputs_are_one_line(setup, tmp_path, capsys):
     )
     assert "found no checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()
+
+
+def test_xpos_without_decay_is_plain_rope():
+    from ctxext.xpos import XPos
+
+    model = tiny_decoders_model()
+    ids = tiny.input_ids(60)
+    with torch.inference_mode():
+        plain = model(input_ids=ids).logits
+        hooks = XPos(model, decay=False)
+        same = model(input_ids=ids).logits
+        hooks.remove()
+        hooks = XPos(model)
+        decayed = model(input_ids=ids).logits
+    assert torch.equal(plain, same) and not torch.allclose(plain, decayed, atol=1e-6)
+
+
+def test_xpos_with_a_cache_equals_the_full_forward():
+    from ctxext.xpos import XPos
+
+    model = tiny_decoders_model()
+    XPos(model)
+    ids = tiny.input_ids(50)
+    with torch.inference_mode():
+        full = model(input_ids=ids).logits[0, -1]
+        out = model(input_ids=ids[:, :40], use_cache=True)
+        for t in range(40, 50):
+            out = model(input_ids=ids[:, t : t + 1], past_key_values=out.past_key_values, use_cache=True)
+    torch.testing.assert_close(out.logits[0, -1], full, rtol=0, atol=1e-5)
+
+
+def test_xpos_training_is_saved_so_only_ctxext_reloads_it(setup, tmp_path):
+    from ctxext.xpos import load_xpos_model
+
+    _, source, text = setup
+    out = tmp_path / "xpos"
+    train(source, out, 64, [str(text)], max_steps=3, learning_rate=1e-3, xpos=True)
+    with pytest.raises((ValueError, KeyError), match="ctxext_xpos_llama"):
+        transformers.AutoModelForCausalLM.from_pretrained(out)  # a plain loader stops, it does not run plain RoPE
+    model, hooks = load_xpos_model(out)
+    ids = tiny.input_ids(60)
+    with torch.inference_mode():
+        with_xpos = model(input_ids=ids).logits
+        hooks.remove()
+        without = model(input_ids=ids).logits
+    assert not torch.allclose(with_xpos, without, atol=1e-6)
+    assert "xpos" in json.loads((out / "config.json").read_text())
+
+
+def tiny_decoders_model():
+    import tempfile
+    from pathlib import Path
+
+    folder = tiny_decoders.save_decoder("llama", Path(tempfile.mkdtemp()) / "m")
+    return transformers.AutoModelForCausalLM.from_pretrained(folder).eval()

@@ -141,6 +141,11 @@ def build_parser() -> Parser:
         help="LongLoRA: LoRA on attention, embeddings and norms trainable, merged into a plain model at the end",
     )
     training.add_argument("--gradient-checkpointing", action="store_true")
+    training.add_argument(
+        "--xpos",
+        action="store_true",
+        help="train with xPos decay (Llama family); only ctxext loads the result correctly",
+    )
     training.add_argument("--save-steps", type=int, help="checkpoint every N steps (beside the output)")
     training.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     training.add_argument("-o", "--output", required=True, help="output folder")
@@ -275,6 +280,7 @@ def cmd_train(args) -> None:
         resume=args.resume,
         overwrite=args.overwrite,
         save_steps=args.save_steps,
+        xpos=args.xpos,
     )
     losses = [row["loss"] for row in result["history"]]
     print(f"trained {result['steps']} steps; loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "trained")

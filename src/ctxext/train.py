@@ -72,6 +72,7 @@ def train(
     overwrite: bool = False,
     save_steps: int | None = None,
     seed: int = 0,
+    xpos: bool = False,
 ) -> dict:
     """Train, then write ``out`` as a plain model folder in the same form ``ctxext extend`` writes."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
@@ -86,11 +87,23 @@ def train(
     folder = open_model_folder(model_path)
     tokenizer = AutoTokenizer.from_pretrained(str(folder.root))
     dataset = PackedText(tokenizer, read_corpus(data), int(to))
-    model = AutoModelForCausalLM.from_pretrained(str(folder.root), dtype=torch.float32)
+    from .xpos import XPOS_MODEL_TYPE, load_xpos_model
+
+    if folder.config.get("model_type") == XPOS_MODEL_TYPE:
+        model, _ = load_xpos_model(folder.root)  # its hooks stay attached while it trains
+        folder.config.update({"model_type": folder.config["xpos"]["base_model_type"]})
+        xpos, attach_xpos = True, False
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(folder.root), dtype=torch.float32)
+        attach_xpos = xpos
     plan = None
     if folder.config.get("max_position_embeddings", 0) < int(to):
         plan = plan_rope(folder.config, str(folder.root), to, method)
         apply_rope_in_memory(model, plan)
+    if attach_xpos:
+        from .xpos import XPos
+
+        XPos(model)
     if lora:
         model = _lora(model)
     checkpoints = out.with_name(out.name + ".checkpoints")
@@ -127,6 +140,10 @@ def train(
 
             write_json(staging / "config.json", rope_config(read_json(staging / "config.json"), plan))
             record_rope(staging, plan, None)
+        if xpos:
+            from .xpos import mark_xpos_folder
+
+            mark_xpos_folder(staging, 512.0)
     history = [row for row in trainer.state.log_history if "loss" in row]
     return {
         "steps": trainer.state.global_step,

@@ -75,10 +75,22 @@ def load_model(path: str | Path, dtype=torch.float32) -> LoadedModel:
         where, extra = str(path), {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, **extra)
+        if kind != "gguf" and _is_xpos(path):
+            from ..xpos import load_xpos_model
+
+            model, hooks = load_xpos_model(path, dtype)
+            return LoadedModel(str(path), "decoder", model, tokenizer, model.config.to_dict(), embedder=hooks)
         model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, attn_implementation="sdpa", **extra).eval()
     except (OSError, ValueError) as exc:
         raise CtxextError(f"transformers cannot load {path}: {str(exc).splitlines()[0]}") from None
     return LoadedModel(str(path), "decoder", model, tokenizer, model.config.to_dict())
+
+
+def _is_xpos(path: Path) -> bool:
+    from ..xpos import XPOS_MODEL_TYPE
+
+    config = path / "config.json"
+    return config.is_file() and XPOS_MODEL_TYPE in config.read_text(encoding="utf-8")
 
 
 @contextmanager
