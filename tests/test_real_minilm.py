@@ -42,7 +42,7 @@ def test_extended_to_2048_encodes_a_2000_token_text_in_a_fresh_process(minilm_pa
     out = tmp_path / "minilm-2048"
     assert run(main, ["extend", str(minilm_path), "--to", "2048", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "positions       512 -> 2048" in printed and "encodes (finite embedding)" in printed
+    assert "512 -> 2048  (x4)" in printed and "encodes (finite embedding)" in printed
     script = (
         "import sys\n"
         "from sentence_transformers import SentenceTransformer\n"
