@@ -2,9 +2,6 @@
 warning and give the same logits, beyond the original window, as the model extended in memory."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -38,15 +35,7 @@ def decoder_matrix(tmp_path_factory):
                 expected = model(input_ids=ids).logits
             cases.append((family, method, plan, out, expected))
             jobs.append({"folder": str(out), "ids": ids})
-    torch.save(jobs, root / "jobs.pt")
-    process = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("reload_plain.py")), str(root / "jobs.pt"), str(root / "o.pt")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    return cases, torch.load(root / "o.pt", weights_only=False)
+    return cases, tiny.reload_in_fresh_process(jobs, root)
 
 
 def test_fresh_process_saw_no_warning(decoder_matrix):

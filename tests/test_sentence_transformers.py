@@ -2,9 +2,6 @@
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -48,19 +45,9 @@ def test_keep_first_auto_keeps_short_inputs_exact_and_reads_long_ones(st_model, 
     assert plan.keep_first == 32 == plan.trained_window
     assert result.short_text_drift["min_cosine"] >= 0.999999
     texts = [tiny.words(20), tiny.words(180, seed=1)]
-    torch.save([{"folder": str(tmp_path / "keep"), "sentence": True, "texts": texts}], tmp_path / "jobs.pt")
-    subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("reload_plain.py")),
-            str(tmp_path / "jobs.pt"),
-            str(tmp_path / "out.pt"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
+    reloaded = tiny.reload_in_fresh_process(
+        [{"folder": str(tmp_path / "keep"), "sentence": True, "texts": texts}], tmp_path
     )
-    reloaded = torch.load(tmp_path / "out.pt", weights_only=False)
     assert not reloaded["ctxext_loaded"]
     assert reloaded["results"][0]["max_seq_length"] == 200
     original = Embedder(st_model).encode(texts[:1])

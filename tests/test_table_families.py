@@ -1,8 +1,6 @@
 """Family x method matrix on tiny models: extend, run at the new length, reload in a fresh process
 with plain transformers (ctxext blocked), and compare with the model extended in memory."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -55,15 +53,7 @@ def matrix(tmp_path_factory):
             model = apply_in_memory(load_original(source), plan)
             cases.append((family, method, plan, out, output_of(model, ids)))
             jobs.append({"folder": str(out), "ids": ids})
-    torch.save(jobs, root / "jobs.pt")
-    process = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("reload_plain.py")), str(root / "jobs.pt"), str(root / "out.pt")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    reloaded = torch.load(root / "out.pt", weights_only=False)
+    reloaded = tiny.reload_in_fresh_process(jobs, root)
     return cases, reloaded
 
 
@@ -150,19 +140,8 @@ def test_the_warning_check_catches_an_unexpected_key(tmp_path):
     state = load_file(source / "model.safetensors")
     state["embeddings.token_type_ids"] = torch.zeros((2, tiny.POSITIONS), dtype=torch.long)
     save_file(state, source / "model.safetensors", {"format": "pt"})
-    torch.save([{"folder": str(source), "ids": tiny.input_ids(8)}], tmp_path / "jobs.pt")
-    subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("reload_plain.py")),
-            str(tmp_path / "jobs.pt"),
-            str(tmp_path / "out.pt"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    assert "unexpected" in torch.load(tmp_path / "out.pt", weights_only=False)["messages"].lower()
+    reloaded = tiny.reload_in_fresh_process([{"folder": str(source), "ids": tiny.input_ids(8)}], tmp_path)
+    assert "unexpected" in reloaded["messages"].lower()
 
 
 def test_keep_cls_takes_the_first_row_out_of_the_curve(tmp_path):

@@ -112,3 +112,19 @@ def input_ids(length: int, seed: int = 0) -> torch.Tensor:
     ids = torch.randint(len(SPECIALS), VOCAB - 8, (1, length), generator=generator)
     ids[0, 0] = 0
     return ids
+
+
+def reload_in_fresh_process(jobs: list[dict], work: Path) -> dict:
+    """Run tests/reload_plain.py on ``jobs`` in a new interpreter where ctxext cannot be imported."""
+    import subprocess
+    import sys
+
+    torch.save(jobs, work / "jobs.pt")
+    process = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("reload_plain.py")), str(work / "jobs.pt"), str(work / "out.pt")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    return torch.load(work / "out.pt", weights_only=False)
