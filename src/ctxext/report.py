@@ -85,7 +85,12 @@ def plot(results: dict, path: str | Path) -> Path:
                 label=method,
             )
         _length_axis(axis, {int(k) for rows in by_method.values() for k in rows})
-        axis.set_yscale("log")
+        values = [row["ppl"] for rows in by_method.values() for row in rows.values()]
+        if max(values) / min(values) > 5:  # a collapse next to a flat line: log scale keeps both readable
+            from matplotlib.ticker import ScalarFormatter
+
+            axis.set_yscale("log")
+            axis.yaxis.set_major_formatter(ScalarFormatter())
         axis.set_xlabel("context length (tokens)")
         axis.set_ylabel("perplexity on the same scored tokens")
         _original_line(axis, original)
