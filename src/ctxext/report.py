@@ -147,7 +147,7 @@ def _original_line(axis, original) -> None:
 def _passkey_heatmap(plt, by_method: dict, name: str):
     methods = list(by_method)
     figure, axes = plt.subplots(
-        1, len(methods), figsize=(3.2 * len(methods) + 1, 3.6), squeeze=False, layout="constrained"
+        1, len(methods), figsize=(max(6.0, 3.2 * len(methods) + 1.5), 3.8), squeeze=False, layout="constrained"
     )
     image = None
     for axis, method in zip(axes[0], methods, strict=True):
@@ -173,5 +173,5 @@ def _passkey_heatmap(plt, by_method: dict, name: str):
                     fontsize=8,
                 )
     figure.colorbar(image, ax=axes[0].tolist(), label="passkey accuracy")
-    figure.suptitle(f"{name}: passkey retrieval")
+    figure.suptitle(f"{name}: passkey retrieval", fontsize=10)
     return figure

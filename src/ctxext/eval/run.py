@@ -169,7 +169,8 @@ def _retrieval(loaded, mode, lengths, text, subtasks, jsonl, count, label) -> di
     fixed = [jsonl_task(jsonl)] if jsonl else []
     if "chapters" in subtasks:
         fixed.append(chapter_task(loaded.tokenizer, [text]))
-    with tqdm(total=len(lengths) * (len(subtasks) + len(fixed)), desc=f"retrieval {label}", unit="task") as bar:
+    generated = len([name for name in subtasks if name in ("passkey", "needle")])
+    with tqdm(total=len(lengths) * (generated + len(fixed)), desc=f"retrieval {label}", unit="task") as bar:
         for length in lengths:
             row = {}
             tasks = [passkey_task(loaded.tokenizer, length, count)] if "passkey" in subtasks else []
