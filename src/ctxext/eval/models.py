@@ -28,6 +28,7 @@ class LoadedModel:
     config: dict  # config.json-like facts for planning
     folder: object = None  # ModelFolder for encoders
     embedder: object = None
+    hooks: object = None  # xPos hooks, kept alive with the model
 
     @property
     def context(self) -> int:
@@ -79,7 +80,7 @@ def load_model(path: str | Path, dtype=torch.float32) -> LoadedModel:
             from ..xpos import load_xpos_model
 
             model, hooks = load_xpos_model(path, dtype)
-            return LoadedModel(str(path), "decoder", model, tokenizer, model.config.to_dict(), embedder=hooks)
+            return LoadedModel(str(path), "decoder", model, tokenizer, model.config.to_dict(), hooks=hooks)
         model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, attn_implementation="sdpa", **extra).eval()
     except (OSError, ValueError) as exc:
         raise CtxextError(f"transformers cannot load {path}: {str(exc).splitlines()[0]}") from None
