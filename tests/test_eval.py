@@ -330,3 +330,20 @@ def test_eval_bad_input_is_one_line(bad_eval, decoder, book, tmp_path, capsys, n
 def test_plot_of_a_file_that_is_not_results(bad_eval, tmp_path, capsys):
     assert run(main, ["plot", str(bad_eval / "r.json"), "-o", str(tmp_path / "p.png")]) == 2
     assert "not a ctxext results file" in capsys.readouterr().err
+
+
+def test_log_n_scaling_changes_long_inputs_only(tmp_path):
+    from ctxext.eval.models import load_model, variant
+
+    loaded = load_model(tiny.save_sentence_transformer(tmp_path / "st", window=32))
+    short, long = [tiny.words(20)], [tiny.words(150, seed=2)]
+    with variant(loaded, "tile", 256):
+        loaded.embedder.max_length = 256
+        plain = (loaded.embedder.encode(short), loaded.embedder.encode(long))
+    with variant(loaded, "tile+logn", 256):
+        loaded.embedder.max_length = 256
+        scaled = (loaded.embedder.encode(short), loaded.embedder.encode(long))
+    assert torch.equal(plain[0], scaled[0])  # n = 22 <= 64: factor 1
+    assert not torch.equal(plain[1], scaled[1])  # n = 152 > 64: sharper attention
+    with variant(loaded, "tile", 256):
+        assert torch.equal(loaded.embedder.encode(long), plain[1])  # the hooks are gone again

@@ -81,6 +81,18 @@ def mark_xpos_folder(folder: Path, scale_base: float) -> None:
     config["xpos"] = {"scale_base": scale_base, "base_model_type": config["model_type"]}
     config["model_type"] = XPOS_MODEL_TYPE
     path.write_text(json.dumps(config, indent=2))
+    from .formats.provenance import append_card_section
+
+    append_card_section(
+        folder,
+        "xPos",
+        [
+            f"This model was trained with xPos (scale base {scale_base:g}): queries and keys are scaled per frequency "
+            "pair by zeta^(+-position / scale base) on top of RoPE. transformers, llama.cpp and vLLM cannot represent "
+            "this, so the model type is `ctxext_xpos_llama` and they refuse to load it rather than run it without "
+            "xPos. Load it with `ctxext.xpos.load_xpos_model(folder)`.",
+        ],
+    )
 
 
 def load_xpos_model(folder: str | Path, dtype=torch.float32):

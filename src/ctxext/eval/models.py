@@ -7,6 +7,7 @@ restored afterwards, so several methods compare in one run without writing a fol
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,8 +135,39 @@ def variant(loaded: LoadedModel, label: str, to: int | None) -> Iterator[str]:
             yield "extended"
         return
     method, *flags = label.split("+")
-    with table_variant(loaded, method, to, **variant_options(flags)):
+    logn = "logn" in flags
+    flags = [flag for flag in flags if flag != "logn"]
+    with table_variant(loaded, method, to, **variant_options(flags)), log_n_scaling(loaded, logn):
         yield "extended"
+
+
+QUERY_NAMES = (".query", ".q_lin", ".q")
+
+
+@contextmanager
+def log_n_scaling(loaded: LoadedModel, enabled: bool = True) -> Iterator[None]:
+    """LongEmbed's attention scaling (Zhu et al. 2024): queries x max(1, ln n / ln L), n the input length and
+    L the original window. A runtime change: no config key of transformers can express it, so it exists
+    only here, for measuring; a saved model cannot carry it."""
+    if not enabled:
+        yield
+        return
+    window = loaded.context
+    handles = []
+
+    def scale(module, inputs, output):
+        return output * max(1.0, math.log(output.shape[1]) / math.log(window))
+
+    for name, module in loaded.model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.endswith(QUERY_NAMES):
+            handles.append(module.register_forward_hook(scale))
+    if not handles:
+        raise CtxextError("found no attention query projections for log-n scaling")
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def variant_options(flags: list[str]) -> dict:

@@ -111,6 +111,24 @@ def perplexity(
     return results
 
 
+def hub_dataset_text(name: str) -> str:
+    """The 'text' column of a Hugging Face dataset ('org/name' or 'org/name:split'), when the hub is reachable."""
+    if "/" not in name or name.startswith((".", "/")):
+        raise CtxextError(f"no such file or folder: {name}")
+    try:
+        import datasets
+    except ImportError:
+        raise CtxextError(f"no such file or folder: {name} (dataset names need `pip install datasets`)") from None
+    dataset_name, _, split = name.partition(":")
+    try:
+        rows = datasets.load_dataset(dataset_name, split=split or "test")
+    except Exception as exc:  # noqa: BLE001 - any hub or network failure is one line for the user
+        raise CtxextError(f"no such file or folder, and no reachable dataset: {name} ({type(exc).__name__})") from None
+    if "text" not in rows.column_names:
+        raise CtxextError(f"dataset {name} has no 'text' column ({', '.join(rows.column_names)})")
+    return "\n\n".join(rows["text"])
+
+
 def read_corpus(paths: list[str | Path]) -> str:
     """Text of files and of the .txt / .md files inside folders, joined by blank lines."""
     texts = []
@@ -121,7 +139,8 @@ def read_corpus(paths: list[str | Path]) -> str:
         elif path.is_file():
             files = [path]
         else:
-            raise CtxextError(f"no such file or folder: {path}")
+            texts.append(hub_dataset_text(str(raw)))
+            continue
         for file in files:
             try:
                 texts.append(file.read_text(encoding="utf-8"))
