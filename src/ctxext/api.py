@@ -16,7 +16,7 @@ from .errors import CtxextError
 from .families import FAMILIES
 from .formats.hf_folder import atomic_folder, check_output, open_model_folder
 
-DEFAULT_METHOD = {"learned": "cubic", "rope": "yarn"}
+DEFAULT_METHOD = {"learned": "tile", "rope": "yarn"}  # chosen from BENCHMARKS.md
 FORMATS = ("same", "hf", "gguf")
 
 
@@ -214,7 +214,7 @@ def inspect(
 
         folder = open_model_folder(model)
         options = _given(table_options)
-        methods = methods or ["cubic", "linear", "pchip", "akima"]
+        methods = methods or ["tile", "cubic", "linear", "pchip", "akima"]
         plan = plan_table(folder, to, methods[0], allow_same=to is None, **options)
         if not to:
             return Report(plan.describe())

@@ -10,8 +10,8 @@ import sys
 from .errors import CtxextError
 
 METHOD_HELP = (
-    "how new positions are made: learned tables cubic (default), linear, quadratic, pchip, akima, makima, "
-    "double; RoPE linear, ntk, dynamic, yarn (default), llama3"
+    "how new positions are made: learned tables tile (default), cubic, linear, quadratic, pchip, akima, makima, "
+    "double, group; RoPE linear, ntk, dynamic, yarn (default), llama3"
 )
 
 
