@@ -164,6 +164,7 @@ def bad(tmp_path_factory, small_gguf):
     tiny_decoders.save_gguf(root / "bloom.gguf", arch="bloom")
     tiny_decoders.save_gguf(root / "gemma3.gguf", arch="gemma3")
     (root / "small.gguf").write_bytes(data)
+    api.extend(small_gguf, root / "llama3.gguf", 8192, "llama3")
     (root / "no-positions.yaml").write_text("model:\n  hidden_size: 4096\n")
     (root / "broken.yaml").write_text("model: [unclosed\n")
     (root / "nemo.yaml").write_text(NEMO)
@@ -184,6 +185,7 @@ DECODER_CASES = {
     "gguf of an unknown architecture": (["{root}/bloom.gguf", "--to", "4096", "-o", "{out}.gguf"], "'bloom'"),
     "gguf with per-layer rope": (["{root}/gemma3.gguf", "--to", "4096", "-o", "{out}.gguf"], "'gemma3'"),
     "missing gguf": (["{root}/none.gguf", "--to", "4096", "-o", "{out}.gguf"], "no such file"),
+    "gguf already llama3-scaled": (["{root}/llama3.gguf", "--to", "16384", "-o", "{out}.gguf"], "rope_freqs"),
     "dynamic into gguf": (
         ["{root}/small.gguf", "--to", "4096", "--method", "dynamic", "-o", "{out}.gguf"],
         "no dynamic",

@@ -93,7 +93,8 @@ def gguf_config(path: str | Path) -> dict:
         if original:
             config["rope_scaling"]["original_max_position_embeddings"] = int(original)
     if any(t.name == ROPE_FREQS for t in reader.tensors):
-        config["rope_scaling"] = {"rope_type": "rope_freqs", "factor": None}
+        raise CtxextError(f"{path} already carries per-pair {ROPE_FREQS} factors (llama3-style scaling); "
+                          "extend the unscaled original instead of compounding them")
     return config
 
 
