@@ -48,13 +48,25 @@ def contenders(model: Path, to: int) -> dict[str, list[str]]:
     )
     return {
         "seed package (cubic)": [PY, "-c", seed, str(model), str(to), "{out}"],
-        "ctxext extend (cubic, with check)": [CTXEXT, "extend", str(model), "--to", str(to), "-o", "{out}"],
+        "ctxext extend (cubic, with check)": [
+            CTXEXT,
+            "extend",
+            str(model),
+            "--to",
+            str(to),
+            "--method",
+            "cubic",
+            "-o",
+            "{out}",
+        ],
         "ctxext extend (cubic, --no-check)": [
             CTXEXT,
             "extend",
             str(model),
             "--to",
             str(to),
+            "--method",
+            "cubic",
             "-o",
             "{out}",
             "--no-check",
