@@ -155,3 +155,14 @@ def test_keep_cls_takes_the_first_row_out_of_the_curve(tmp_path):
     assert torch.equal(new[0], table[0])
     torch.testing.assert_close(new[1:], interpolate_rows(table[1:], TARGET - 1, "cubic"))
     assert not torch.allclose(new[1:], plan_table(folder, TARGET, "cubic").new_table(table)[1:])
+
+
+def test_an_explicit_offset_zero_is_honoured(tmp_path):
+    """--offset 0 on a RoBERTa-like model (the seed's convention) must not fall back to the detected 2."""
+    import json
+
+    from ctxext import api
+
+    source = tiny.save("roberta", tmp_path / "roberta")
+    api.extend(source, tmp_path / "out", TARGET, "cubic", check=False, offset=0)
+    assert json.loads((tmp_path / "out" / "ctxext.json").read_text())["plan"]["offset"] == 0

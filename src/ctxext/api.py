@@ -105,8 +105,8 @@ def extend(
 
 
 def _given(options: dict) -> dict:
-    """Options the user actually set (None, False and 0 mean 'not given')."""
-    return {key: value for key, value in options.items() if value not in (None, False, 0, "0")}
+    """Options the user actually set (None and False mean 'not given'; 0 is a value: --offset 0)."""
+    return {key: value for key, value in options.items() if value is not None and value is not False}
 
 
 def _refuse(model) -> None:

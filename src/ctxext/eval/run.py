@@ -165,6 +165,7 @@ def _retrieval(loaded, mode, lengths, text, subtasks, jsonl, count, label) -> di
         if text is None:
             raise CtxextError("the chapters task needs books: pass --data FILE [FILE ...]")
     window = loaded.plan_table(None, "cubic").positions
+    positions = _positions(loaded)  # the in-memory table's length, read once
     results = {}
     fixed = [jsonl_task(jsonl)] if jsonl else []
     if "chapters" in subtasks:
@@ -178,7 +179,7 @@ def _retrieval(loaded, mode, lengths, text, subtasks, jsonl, count, label) -> di
                 tasks.append(needle_task(loaded.tokenizer, text, length, count))
             for task in tasks + fixed:
                 feed = mode if mode != "native" else "truncate"
-                if feed == "extended" and length > _positions(loaded):
+                if feed == "extended" and length > positions:
                     bar.update()
                     continue
                 documents = embed_documents(loaded.embedder, task.documents, feed, length, window)

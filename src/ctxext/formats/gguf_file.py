@@ -93,8 +93,10 @@ def gguf_config(path: str | Path) -> dict:
         if original:
             config["rope_scaling"]["original_max_position_embeddings"] = int(original)
     if any(t.name == ROPE_FREQS for t in reader.tensors):
-        raise CtxextError(f"{path} already carries per-pair {ROPE_FREQS} factors (llama3-style scaling); "
-                          "extend the unscaled original instead of compounding them")
+        raise CtxextError(
+            f"{path} already carries per-pair {ROPE_FREQS} factors (llama3-style scaling); "
+            "extend the unscaled original instead of compounding them"
+        )
     return config
 
 
