@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real evaluation runs recorded in BENCHMARKS.md (minutes each on 2 CPU cores; not part of CI).
-# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|minilm-retrieval|minilm-drift|all]
+# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|smollm2-passkey-2x|smollm2-32k|eval-cost|minilm-retrieval|minilm-drift|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
@@ -18,6 +18,24 @@ fi
 if [[ $what == smollm2-passkey || $what == all ]]; then
   .venv/bin/ctxext eval "$smollm2" --task passkey --lengths 2048 4096 8192 --depths 0.1 0.5 0.9 --trials 2 \
     -o "$out/smollm2_passkey.json" --plot "$out/smollm2_passkey.png"
+fi
+if [[ $what == smollm2-passkey-2x || $what == all ]]; then
+  # every method extends to 16k; one results file per length so a cut-off run keeps what it finished
+  # (at 8192, none and dynamic are the native model, measured above)
+  for length in 16384 12288 8192; do
+    methods=none,linear,ntk,dynamic,yarn,llama3
+    [[ $length == 8192 ]] && methods=linear,ntk,yarn,llama3
+    .venv/bin/ctxext eval "$smollm2" --task passkey --lengths "$length" --to 16384 --depths 0.25 0.75 --trials 1 \
+      --methods "$methods" -o "$out/smollm2_passkey_2x_$length.json"
+  done
+  .venv/bin/python bench/merge_results.py "$out"/smollm2_passkey_2x_{8192,12288,16384}.json \
+    -o "$out/smollm2_passkey_2x.json" --plot "$out/smollm2_passkey_2x.png"
+fi
+if [[ $what == smollm2-32k || $what == all ]]; then
+  .venv/bin/python bench/rope_ppl.py --to 32768 --methods yarn,ntk --skip-none --out "$out/smollm2_rope_ppl_32k.json"
+fi
+if [[ $what == eval-cost || $what == all ]]; then
+  .venv/bin/python bench/eval_cost.py --out "$out/eval_cost.json"
 fi
 if [[ $what == minilm-retrieval || $what == all ]]; then
   .venv/bin/ctxext eval "$minilm" --task retrieval --lengths 512 1024 2048 4096 \
