@@ -156,6 +156,20 @@ def test_in_memory_methods_restore_the_model(decoder, book, tmp_path):
     assert not torch.equal(before, during) and torch.equal(before, after)
 
 
+@pytest.mark.parametrize("method", ["yarn", "dynamic", "ntk"])
+def test_an_extended_folder_is_evaluated_as_it_is_up_to_its_new_window(decoder, book, tmp_path, capsys, method):
+    out = tmp_path / method
+    assert run(main, ["extend", str(decoder), "--to", "128", "--method", method, "-o", str(out)]) == 0
+    ok = ["eval", str(out), "--task", "ppl", "--lengths", "128", "--data", str(book), "--max-tokens", "300"]
+    assert run(main, [*ok, "-o", str(tmp_path / "ok.json")]) == 0
+    rows = json.loads((tmp_path / "ok.json").read_text())["results"]["ppl"]["native"]
+    assert math.isfinite(rows["128"]["ppl"])
+    capsys.readouterr()
+    beyond = ["eval", str(out), "--task", "ppl", "--lengths", "256", "--data", str(book), "-o", str(tmp_path / "x.json")]
+    assert run(main, beyond) == 2
+    assert "above the 128 tokens" in capsys.readouterr().err
+
+
 def test_eval_passkey_and_drift_run_on_a_tiny_decoder(decoder, book, tmp_path):
     assert (
         run(

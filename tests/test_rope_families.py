@@ -101,3 +101,9 @@ def test_existing_scaling_without_its_original_is_refused_unless_given(tmp_path)
     with pytest.raises(CtxextError, match="--original"):
         plan_rope(config, str(source), 256, "yarn")
     assert plan_rope(config, str(source), 256, "yarn", original=32).factor == 8.0
+
+
+def test_existing_dynamic_scaling_grows_from_max_position_embeddings(tmp_path):
+    source = tiny_decoders.save_decoder("llama", tmp_path / "dyn", rope={"rope_type": "dynamic", "factor": 2.0})
+    plan = plan_rope(open_model_folder(source).config, str(source), 256, "yarn")
+    assert plan.original == tiny_decoders.CONTEXT and plan.factor == 256 / tiny_decoders.CONTEXT

@@ -90,6 +90,8 @@ def true_original(facts: RopeFacts, override: int | None = None) -> int:
         )
     if "original_max_position_embeddings" in facts.existing:
         return int(facts.existing["original_max_position_embeddings"])
+    if rope_type == "dynamic":  # transformers grows dynamic scaling from max_position_embeddings itself
+        return facts.context
     raise CtxextError(
         f"the model already carries '{rope_type}' scaling (factor {facts.existing.get('factor')}) with no recorded "
         "original context; give it with --original N so that the scaling is replaced, not compounded"

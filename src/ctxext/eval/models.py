@@ -39,6 +39,18 @@ class LoadedModel:
 
         return true_original(rope_facts(self.config))
 
+    @property
+    def window(self) -> int:
+        """The longest input the model takes as it is: for a decoder that already carries RoPE scaling
+        (e.g. written by ``ctxext extend``), its original context times the recorded factor."""
+        if self.kind == "encoder":
+            return self.context
+        from ..rope_surgery import rope_facts
+
+        facts = rope_facts(self.config)
+        factor = float(facts.existing.get("factor", 1.0) or 1.0)
+        return max(facts.context, int(round(self.context * factor)))
+
     def plan_table(self, to, method, **options):
         from ..table_surgery import plan_table
 

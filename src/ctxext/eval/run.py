@@ -34,9 +34,9 @@ def _check(task: str, loaded: LoadedModel) -> None:
 def _check_lengths(loaded: LoadedModel, lengths: list[int], methods: list[str]) -> None:
     if not lengths or any(length <= 0 for length in lengths):
         raise CtxextError("give positive --lengths")
-    if loaded.kind == "decoder" and "native" in methods and max(lengths) > loaded.context:
+    if loaded.kind == "decoder" and "native" in methods and max(lengths) > loaded.window:
         raise CtxextError(
-            f"length {max(lengths)} is above the {loaded.context} tokens the model takes without "
+            f"length {max(lengths)} is above the {loaded.window} tokens the model takes without "
             "extension; add a method (--methods yarn,...) or 'none' to measure it unextended anyway"
         )
 
