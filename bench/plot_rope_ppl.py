@@ -1,5 +1,5 @@
-"""One bar chart of `bench/rope_ppl.py` results: perplexity of each method per window length, on the same
-scored tokens, against the native model at its own window (dashed line).
+"""Bar charts of `bench/rope_ppl.py` results: how far each method's perplexity is above the native model's
+(at its own window, on the same scored tokens), one panel per window length.
 
 usage: python bench/plot_rope_ppl.py RESULTS.json [RESULTS.json ...] -o smollm2_rope_ppl.png
 """
@@ -37,20 +37,20 @@ def main() -> None:
     parser.add_argument("-o", "--output", required=True, type=Path)
     args = parser.parse_args()
     panels = rows_by_length(args.results)
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False, sharey=True)
-    for axis, (length, panel) in zip(axes[0], panels.items()):
-        methods = sorted(panel["methods"], key=panel["methods"].get)
-        values = [panel["methods"][m] for m in methods]
-        bars = axis.bar(methods, values, color="tab:blue")
-        axis.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=8)
-        axis.axhline(
-            panel["native"], color="black", linestyle="--", linewidth=1, label=f"native {panel['window']}: {panel['native']:.2f}"
+    figure, axes = plt.subplots(len(panels), 1, figsize=(6.5, 1.2 + 0.45 * 6 * len(panels)), squeeze=False)
+    for axis, (length, panel) in zip(axes[:, 0], panels.items()):
+        methods = sorted(panel["methods"], key=panel["methods"].get, reverse=True)
+        excess = [100 * (panel["methods"][m] / panel["native"] - 1) for m in methods]
+        bars = axis.barh(methods, [max(e, 0.01) for e in excess], color="tab:blue")
+        axis.bar_label(
+            bars, labels=[f" {e:+.1f}% ({panel['methods'][m]:.2f})" for m, e in zip(methods, excess)], fontsize=8
         )
-        axis.set_yscale("log")
-        axis.set_title(f"window {length} tokens")
-        axis.tick_params(axis="x", rotation=30)
-        axis.legend(loc="upper right", fontsize=8)
-    axes[0][0].set_ylabel("perplexity on the same scored tokens (log)")
+        axis.set_xscale("log")
+        axis.set_xlim(0.1, 5000)
+        axis.set_title(
+            f"window {length} tokens; native {panel['window']}: perplexity {panel['native']:.2f}", fontsize=10
+        )
+    axes[-1, 0].set_xlabel("perplexity above the native model's, on the same scored tokens (%, log scale)")
     figure.suptitle("SmolLM2-135M, RoPE scaling with no training")
     figure.tight_layout()
     figure.savefig(args.output, dpi=120)
