@@ -38,12 +38,14 @@ def main() -> None:
     args = parser.parse_args()
     panels = rows_by_length(args.results)
     figure, axes = plt.subplots(len(panels), 1, figsize=(6.5, 1.2 + 0.45 * 6 * len(panels)), squeeze=False)
-    for axis, (length, panel) in zip(axes[:, 0], panels.items()):
+    for axis, (length, panel) in zip(axes[:, 0], panels.items(), strict=True):
         methods = sorted(panel["methods"], key=panel["methods"].get, reverse=True)
         excess = [100 * (panel["methods"][m] / panel["native"] - 1) for m in methods]
         bars = axis.barh(methods, [max(e, 0.01) for e in excess], color="tab:blue")
         axis.bar_label(
-            bars, labels=[f" {e:+.1f}% ({panel['methods'][m]:.2f})" for m, e in zip(methods, excess)], fontsize=8
+            bars,
+            labels=[f" {e:+.1f}% ({panel['methods'][m]:.2f})" for m, e in zip(methods, excess, strict=True)],
+            fontsize=8,
         )
         axis.set_xscale("log")
         axis.set_xlim(0.1, 5000)

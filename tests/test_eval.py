@@ -165,8 +165,8 @@ def test_an_extended_folder_is_evaluated_as_it_is_up_to_its_new_window(decoder, 
     rows = json.loads((tmp_path / "ok.json").read_text())["results"]["ppl"]["native"]
     assert math.isfinite(rows["128"]["ppl"])
     capsys.readouterr()
-    beyond = ["eval", str(out), "--task", "ppl", "--lengths", "256", "--data", str(book), "-o", str(tmp_path / "x.json")]
-    assert run(main, beyond) == 2
+    beyond = ["eval", str(out), "--task", "ppl", "--lengths", "256", "--data", str(book)]
+    assert run(main, [*beyond, "-o", str(tmp_path / "x.json")]) == 2
     assert "above the 128 tokens" in capsys.readouterr().err
 
 
