@@ -29,7 +29,10 @@ if [[ $what == smollm2-passkey-2x || $what == all ]]; then
     .venv/bin/ctxext eval "$smollm2" --task passkey --lengths "$length" --to 16384 --depths 0.25 0.75 --trials 1 \
       --methods "$methods" -o "$out/smollm2_passkey_2x_$length.json"
   done
-  .venv/bin/python bench/merge_results.py "$out"/smollm2_passkey_2x_{8192,12288,16384}.json \
+  # three more depths at 16k for the methods that passed at least once there, or came close in perplexity
+  .venv/bin/ctxext eval "$smollm2" --task passkey --lengths 16384 --to 16384 --depths 0.1 0.5 0.9 --trials 1 \
+    --methods ntk,dynamic,yarn,llama3 -o "$out/smollm2_passkey_2x_16384_more.json"
+  .venv/bin/python bench/merge_results.py "$out"/smollm2_passkey_2x_{8192,12288,16384,16384_more}.json \
     -o "$out/smollm2_passkey_2x.json" --plot "$out/smollm2_passkey_2x.png"
 fi
 if [[ $what == smollm2-32k || $what == all ]]; then

@@ -1,5 +1,6 @@
 """Merge `ctxext eval` results files of the same model and task (e.g. one file per length) into one,
-then print its Markdown table and optionally plot it.
+then print its Markdown table and optionally plot it. Passkey cells measured twice (more depths in a second
+run) are pooled: trials added, accuracy weighted by trials.
 
 usage: python bench/merge_results.py A.json B.json ... -o merged.json [--plot merged.png]
 Files that do not exist are skipped with a note, so a run cut off part-way still merges what it finished.
@@ -26,10 +27,30 @@ def merge(paths: list[Path]) -> dict:
         merged["merged_from"].append(str(path))
         for task, by_method in data["results"].items():
             for method, rows in by_method.items():
-                merged["results"].setdefault(task, {}).setdefault(method, {}).update(rows)
+                into = merged["results"].setdefault(task, {}).setdefault(method, {})
+                for length, row in rows.items():
+                    into[length] = pooled(into[length], row) if length in into else row
     if merged is None:
         raise SystemExit("none of the results files exist")
     return merged
+
+
+def pooled(a: dict, b: dict) -> dict:
+    """Two passkey cells of the same method and length (e.g. more depths in a second run) as one."""
+    if "trials" not in a or "trials" not in b:
+        raise SystemExit("two results files measure the same method and length, and only passkey cells can be pooled")
+    trials = a["trials"] + b["trials"]
+    accuracy = (a["accuracy"] * a["trials"] + b["accuracy"] * b["trials"]) / trials
+    per_depth = {}  # depth -> (passes, trials); each run spread its trials evenly over its depths
+    for cell in (a, b):
+        share = cell["trials"] / len(cell["depths"])
+        for depth, value in cell["depths"].items():
+            passes, count = per_depth.get(depth, (0.0, 0.0))
+            per_depth[depth] = (passes + value * share, count + share)
+    depths = {
+        depth: passes / count for depth, (passes, count) in sorted(per_depth.items(), key=lambda kv: float(kv[0]))
+    }
+    return {"accuracy": accuracy, "trials": trials, "depths": depths}
 
 
 def main() -> None:
