@@ -291,6 +291,23 @@ def test_plot_from_json_alone(tmp_path, decoder, book):
     assert (tmp_path / "p.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("methods", [["native"], ["none", "yarn", "llama3"]])
+def test_passkey_plot_of_merged_runs_with_uneven_depths_and_gaps(tmp_path, methods):
+    cells = {
+        "2048": {"accuracy": 1.0, "trials": 2, "depths": {"0.3": 1.0, "0.75": 1.0}},
+        "4096": {
+            "accuracy": 0.6,
+            "trials": 5,
+            "depths": {"0.1": 1.0, "0.25": 0.0, "0.5": 1.0, "0.75": 0.0, "0.9": 1.0},
+        },
+    }
+    by_method = {m: dict(cells) if i % 2 == 0 else {"4096": cells["4096"]} for i, m in enumerate(methods)}
+    results = {"model": "m", "original_context": 2048, "results": {"passkey": by_method}}
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    assert run(main, ["plot", str(tmp_path / "r.json"), "-o", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
 @pytest.fixture(scope="module")
 def bad_eval(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad-eval")

@@ -146,33 +146,53 @@ def _original_line(axis, original) -> None:
 
 
 def _passkey_heatmap(plt, by_method: dict, name: str):
-    methods = list(by_method)
-    figure, axes = plt.subplots(
-        1, len(methods), figsize=(max(6.0, 3.2 * len(methods) + 1.5), 3.8), squeeze=False, layout="constrained"
-    )
-    image = None
-    for axis, method in zip(axes[0], methods, strict=True):
-        rows = by_method[method]
-        lengths = sorted(rows, key=lambda k: int(k))
-        depths = sorted(next(iter(rows.values()))["depths"], key=float)
-        grid = [[rows[length]["depths"][depth] for length in lengths] for depth in depths]
-        image = axis.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
-        axis.set_xticks(range(len(lengths)), [str(x) for x in lengths], rotation=45)
-        axis.set_yticks(range(len(depths)), depths)
-        axis.set_xlabel("prompt length (tokens)")
-        axis.set_ylabel("depth of the key (fraction)")
-        axis.set_title(method)
-        for y, row in enumerate(grid):
-            for x, value in enumerate(row):
-                axis.text(
-                    x,
-                    y,
-                    f"{value:.0%}",
-                    ha="center",
-                    va="center",
-                    color="white" if value < 0.5 else "black",
-                    fontsize=8,
-                )
-    figure.colorbar(image, ax=axes[0].tolist(), label="passkey accuracy")
-    figure.suptitle(f"{name}: passkey retrieval", fontsize=10)
+    """One method: depth x length. Several: method x length, accuracy pooled over depths, trials shown."""
+    if len(by_method) > 1:
+        return _passkey_methods_heatmap(plt, by_method, name)
+    method, rows = next(iter(by_method.items()))
+    lengths = sorted(rows, key=int)
+    depths = sorted({depth for row in rows.values() for depth in row["depths"]}, key=float)
+    grid = [[rows[length]["depths"].get(depth, float("nan")) for length in lengths] for depth in depths]
+    figure, axis = plt.subplots(figsize=(max(4.5, 1.1 * len(lengths) + 2.5), 3.8), layout="constrained")
+    image = axis.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
+    axis.set_xticks(range(len(lengths)), [str(x) for x in lengths], rotation=45)
+    axis.set_yticks(range(len(depths)), depths)
+    axis.set_xlabel("prompt length (tokens)")
+    axis.set_ylabel("depth of the key (fraction)")
+    _cell_labels(axis, grid, [[f"{v:.0%}" for v in row] for row in grid])
+    figure.colorbar(image, ax=axis, label="passkey accuracy")
+    axis.set_title(f"{name}: passkey retrieval ({method})", fontsize=10)
     return figure
+
+
+def _passkey_methods_heatmap(plt, by_method: dict, name: str):
+    methods = list(by_method)
+    lengths = sorted({length for rows in by_method.values() for length in rows}, key=int)
+    cells = [[by_method[m].get(length) for length in lengths] for m in methods]
+    grid = [[cell["accuracy"] if cell else float("nan") for cell in row] for row in cells]
+    labels = [[f"{c['accuracy']:.0%} of {c['trials']}" if c else "-" for c in row] for row in cells]
+    figure, axis = plt.subplots(
+        figsize=(max(5.0, 1.4 * len(lengths) + 3), 0.5 * len(methods) + 1.8), layout="constrained"
+    )
+    image = axis.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    axis.set_xticks(range(len(lengths)), [str(x) for x in lengths])
+    axis.set_yticks(range(len(methods)), methods)
+    axis.set_xlabel("prompt length (tokens)")
+    _cell_labels(axis, grid, labels)
+    figure.colorbar(image, ax=axis, label="passkey accuracy (all depths)")
+    axis.set_title(f"{name}: passkey retrieval", fontsize=10)
+    return figure
+
+
+def _cell_labels(axis, grid, labels) -> None:
+    for y, row in enumerate(grid):
+        for x, value in enumerate(row):
+            axis.text(
+                x,
+                y,
+                labels[y][x],
+                ha="center",
+                va="center",
+                color="white" if not value >= 0.5 else "black",
+                fontsize=8,
+            )
