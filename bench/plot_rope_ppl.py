@@ -47,6 +47,7 @@ def main() -> None:
             labels=[f" {e:+.1f}% ({panel['methods'][m]:.2f})" for m, e in zip(methods, excess, strict=True)],
             fontsize=8,
         )
+        axis.set_ylim(-0.6, max(len(methods), 4) - 0.4)  # same bar thickness in every panel
         axis.set_xscale("log")
         axis.set_xlim(0.1, 5000)
         axis.set_title(
