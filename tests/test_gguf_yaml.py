@@ -1,5 +1,6 @@
 """GGUF and NeMo / Cerebras YAML outputs, and every decoder-specific bad input."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -266,3 +267,24 @@ def test_real_smollm2_gguf_to_hf_folder_loads_and_answers(tmp_path):
     with torch.inference_mode():
         generated = model.generate(ids, max_new_tokens=3, do_sample=False)
     assert "Paris" in tokenizer.decode(generated[0, ids.shape[1] :])
+
+
+def test_method_left_out_is_chosen_by_what_is_written(tmp_path, small_gguf, monkeypatch):
+    """dynamic for a transformers folder, yarn for GGUF (llama.cpp has no dynamic), linear for YAML."""
+    import yaml
+
+    folder = tiny_decoders.save_decoder("llama", tmp_path / "llama")
+    assert run(main, ["extend", str(folder), "--to", "256", "-o", str(tmp_path / "f")]) == 0
+    rope = json.loads((tmp_path / "f" / "config.json").read_text())["rope_parameters"]
+    assert rope["rope_type"] == "dynamic" and rope["factor"] == 256 / tiny_decoders.CONTEXT
+
+    assert run(main, ["extend", str(small_gguf), "--to", "4096", "-o", str(tmp_path / "g.gguf")]) == 0
+    assert read_metadata(tmp_path / "g.gguf", "llama.")["llama.rope.scaling.type"] == "yarn"
+    chosen = []  # the tiny GGUF has no tokenizer, so its folder conversion is not run here
+    monkeypatch.setattr(api, "_extend_gguf", lambda path, out, to, method, fmt, *rest: chosen.append((fmt, method)))
+    api.extend(small_gguf, tmp_path / "h", 4096, fmt="hf")
+    assert chosen == [("hf", "dynamic")]
+
+    (tmp_path / "nemo.yaml").write_text(NEMO)
+    assert run(main, ["extend", str(tmp_path / "nemo.yaml"), "--to", "4096", "-o", str(tmp_path / "n.yaml")]) == 0
+    assert yaml.safe_load((tmp_path / "n.yaml").read_text())["model"]["seq_len_interpolation_factor"] == 2.0

@@ -11,7 +11,8 @@ from .errors import CtxextError
 
 METHOD_HELP = (
     "how new positions are made: learned tables tile (default), cubic, linear, quadratic, pchip, akima, makima, "
-    "double, group; RoPE linear, ntk, dynamic, yarn (default), llama3"
+    "double, group; RoPE linear, ntk, dynamic, yarn, llama3 (default: dynamic for a folder, yarn for GGUF, "
+    "linear for NeMo / Cerebras YAML)"
 )
 
 
