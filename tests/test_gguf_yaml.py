@@ -270,20 +270,23 @@ def test_real_smollm2_gguf_to_hf_folder_loads_and_answers(tmp_path):
 
 
 def test_method_left_out_is_chosen_by_what_is_written(tmp_path, small_gguf, monkeypatch):
-    """dynamic for a transformers folder, yarn for GGUF (llama.cpp has no dynamic), linear for YAML."""
+    """dynamic for a transformers folder up to 2x, yarn beyond and for GGUF (llama.cpp has no dynamic),
+    linear for YAML."""
     import yaml
 
     folder = tiny_decoders.save_decoder("llama", tmp_path / "llama")
-    assert run(main, ["extend", str(folder), "--to", "256", "-o", str(tmp_path / "f")]) == 0
-    rope = json.loads((tmp_path / "f" / "config.json").read_text())["rope_parameters"]
-    assert rope["rope_type"] == "dynamic" and rope["factor"] == 256 / tiny_decoders.CONTEXT
+    for to, expected in ((128, "dynamic"), (256, "yarn")):
+        assert run(main, ["extend", str(folder), "--to", str(to), "-o", str(tmp_path / f"f{to}")]) == 0
+        rope = json.loads((tmp_path / f"f{to}" / "config.json").read_text())["rope_parameters"]
+        assert rope["rope_type"] == expected and rope["factor"] == to / tiny_decoders.CONTEXT
 
     assert run(main, ["extend", str(small_gguf), "--to", "4096", "-o", str(tmp_path / "g.gguf")]) == 0
     assert read_metadata(tmp_path / "g.gguf", "llama.")["llama.rope.scaling.type"] == "yarn"
     chosen = []  # the tiny GGUF has no tokenizer, so its folder conversion is not run here
     monkeypatch.setattr(api, "_extend_gguf", lambda path, out, to, method, fmt, *rest: chosen.append((fmt, method)))
     api.extend(small_gguf, tmp_path / "h", 4096, fmt="hf")
-    assert chosen == [("hf", "dynamic")]
+    api.extend(small_gguf, tmp_path / "h", 8192, fmt="hf")
+    assert chosen == [("hf", "dynamic"), ("hf", "yarn")]
 
     (tmp_path / "nemo.yaml").write_text(NEMO)
     assert run(main, ["extend", str(tmp_path / "nemo.yaml"), "--to", "4096", "-o", str(tmp_path / "n.yaml")]) == 0

@@ -17,16 +17,32 @@ from .families import FAMILIES
 from .formats.hf_folder import atomic_folder, check_output, open_model_folder
 
 DEFAULT_METHOD = {"learned": "tile", "rope": "dynamic"}  # chosen from BENCHMARKS.md
+DYNAMIC_UP_TO = 2.0  # the largest factor at which dynamic scaling was measured to be the better default
 FORMATS = ("same", "hf", "gguf")
 
 
-def default_rope_method(writes: str) -> str:
-    """The RoPE method ``ctxext extend`` uses when none is given, by what it writes (BENCHMARKS.md,
-    SmolLM2-135M, no training): a transformers folder gets ``dynamic`` (perplexity within 3% of the
-    native model at 2x, every passkey trial passed from 12k to 16k, inputs inside the original window
-    unchanged); a GGUF gets ``yarn``, the best perplexity at 2x and 4x among what llama.cpp can carry (it
-    has no dynamic scaling); NeMo and Cerebras configs can only express ``linear``."""
-    return {"folder": DEFAULT_METHOD["rope"], "gguf": "yarn", "yaml": "linear"}[writes]
+def default_rope_method(writes: str, factor: float) -> str:
+    """The RoPE method ``ctxext extend`` uses when none is given (BENCHMARKS.md, SmolLM2-135M, no training).
+
+    A transformers folder up to 2x gets ``dynamic``: perplexity within 3% of the native model, every passkey
+    trial passed from 12k to 16k, inputs inside the original window unchanged. Beyond 2x, and for GGUF
+    (llama.cpp has no dynamic scaling), ``yarn``: the best perplexity at 2x and at 4x, where dynamic was 83%
+    above native and YaRN 18%. NeMo and Cerebras configs can only express ``linear``."""
+    if writes == "yaml":
+        return "linear"
+    if writes == "folder" and factor <= DYNAMIC_UP_TO:
+        return DEFAULT_METHOD["rope"]
+    return "yarn"
+
+
+def _rope_factor(config: dict, to, original) -> float:
+    from .rope_surgery import rope_facts, true_original
+
+    try:
+        target = int(to)
+    except (TypeError, ValueError):
+        return 1.0  # plan_rope says what is wrong with the target
+    return target / true_original(rope_facts(config), original)
 
 
 @dataclass
@@ -99,7 +115,7 @@ def extend(
             )
         return Report(plan.describe(), notes, {plan.method: result.short_text_drift} if result else None)
     if kind == "rope":
-        method = method or default_rope_method("folder")
+        method = method or default_rope_method("folder", _rope_factor(open_model_folder(model).config, to, original))
         from .decoder import extend_decoder_folder
 
         if fmt == "gguf":
@@ -109,9 +125,13 @@ def extend(
         )
         return Report(plan.describe(), _readback_notes(readback))
     if kind == "gguf":
-        method = method or default_rope_method("folder" if fmt == "hf" else "gguf")
+        if not method:
+            from .formats.gguf_file import gguf_config
+
+            factor = _rope_factor(gguf_config(Path(model)), to, original)
+            method = default_rope_method("folder" if fmt == "hf" else "gguf", factor)
         return _extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check)
-    return _extend_yaml(Path(model), Path(out), to, method or default_rope_method("yaml"), original, overwrite)
+    return _extend_yaml(Path(model), Path(out), to, method or "linear", original, overwrite)
 
 
 def _given(options: dict) -> dict:

@@ -11,7 +11,7 @@ from .errors import CtxextError
 
 METHOD_HELP = (
     "how new positions are made: learned tables tile (default), cubic, linear, quadratic, pchip, akima, makima, "
-    "double, group; RoPE linear, ntk, dynamic, yarn, llama3 (default: dynamic for a folder, yarn for GGUF, "
+    "double, group; RoPE linear, ntk, dynamic, yarn, llama3 (default: dynamic for a folder up to 2x, else yarn; "
     "linear for NeMo / Cerebras YAML)"
 )
 
