@@ -46,31 +46,11 @@ def contenders(model: Path, to: int) -> dict[str, list[str]]:
         "AutoModel.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[3]); "
         "AutoTokenizer.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[3])"
     )
+    extend = [CTXEXT, "extend", str(model), "--to", str(to), "--method", "cubic", "-o", "{out}"]
     return {
         "seed package (cubic)": [PY, "-c", seed, str(model), str(to), "{out}"],
-        "ctxext extend (cubic, with check)": [
-            CTXEXT,
-            "extend",
-            str(model),
-            "--to",
-            str(to),
-            "--method",
-            "cubic",
-            "-o",
-            "{out}",
-        ],
-        "ctxext extend (cubic, --no-check)": [
-            CTXEXT,
-            "extend",
-            str(model),
-            "--to",
-            str(to),
-            "--method",
-            "cubic",
-            "-o",
-            "{out}",
-            "--no-check",
-        ],
+        "ctxext extend (cubic, with check)": extend,
+        "ctxext extend (cubic, --no-check)": [*extend, "--no-check"],
         "plain sentence-transformers load + save": [PY, "-c", plain_st, str(model), str(to), "{out}"],
         "plain transformers load + save": [PY, "-c", plain_hf, str(model), str(to), "{out}"],
     }
