@@ -16,7 +16,7 @@ from .errors import CtxextError
 from .families import FAMILIES
 from .formats.hf_folder import atomic_folder, check_output, open_model_folder
 
-DEFAULT_METHOD = {"learned": "tile", "rope": "dynamic"}  # chosen from BENCHMARKS.md
+DEFAULT_LEARNED_METHOD = "tile"  # chosen from BENCHMARKS.md (encoder levers)
 DYNAMIC_UP_TO = 2.0  # the largest factor at which dynamic scaling was measured to be the better default
 FORMATS = ("same", "hf", "gguf")
 
@@ -31,7 +31,7 @@ def default_rope_method(writes: str, factor: float) -> str:
     if writes == "yaml":
         return "linear"
     if writes == "folder" and factor <= DYNAMIC_UP_TO:
-        return DEFAULT_METHOD["rope"]
+        return "dynamic"
     return "yarn"
 
 
@@ -101,7 +101,7 @@ def extend(
             model,
             out,
             to,
-            method or DEFAULT_METHOD["learned"],
+            method or DEFAULT_LEARNED_METHOD,
             overwrite=overwrite,
             check=check,
             texts=texts,

@@ -193,6 +193,6 @@ def _cell_labels(axis, grid, labels) -> None:
                 labels[y][x],
                 ha="center",
                 va="center",
-                color="white" if not value >= 0.5 else "black",
+                color="white" if not value >= 0.5 else "black",  # white on dark and on empty (NaN) cells
                 fontsize=8,
             )
