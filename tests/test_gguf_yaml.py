@@ -270,12 +270,12 @@ def test_real_smollm2_gguf_to_hf_folder_loads_and_answers(tmp_path):
 
 
 def test_method_left_out_is_chosen_by_what_is_written(tmp_path, small_gguf, monkeypatch):
-    """dynamic for a transformers folder up to 2x, yarn beyond and for GGUF (llama.cpp has no dynamic),
+    """yarn for folders at any factor and for GGUF (the same numbers in transformers, vLLM and llama.cpp),
     linear for YAML."""
     import yaml
 
     folder = tiny_decoders.save_decoder("llama", tmp_path / "llama")
-    for to, expected in ((128, "dynamic"), (256, "yarn")):
+    for to, expected in ((128, "yarn"), (256, "yarn")):
         assert run(main, ["extend", str(folder), "--to", str(to), "-o", str(tmp_path / f"f{to}")]) == 0
         rope = json.loads((tmp_path / f"f{to}" / "config.json").read_text())["rope_parameters"]
         assert rope["rope_type"] == expected and rope["factor"] == to / tiny_decoders.CONTEXT
@@ -286,7 +286,7 @@ def test_method_left_out_is_chosen_by_what_is_written(tmp_path, small_gguf, monk
     monkeypatch.setattr(api, "_extend_gguf", lambda path, out, to, method, fmt, *rest: chosen.append((fmt, method)))
     api.extend(small_gguf, tmp_path / "h", 4096, fmt="hf")
     api.extend(small_gguf, tmp_path / "h", 8192, fmt="hf")
-    assert chosen == [("hf", "dynamic"), ("hf", "yarn")]
+    assert chosen == [("hf", "yarn"), ("hf", "yarn")]
 
     (tmp_path / "nemo.yaml").write_text(NEMO)
     assert run(main, ["extend", str(tmp_path / "nemo.yaml"), "--to", "4096", "-o", str(tmp_path / "n.yaml")]) == 0

@@ -8,31 +8,26 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CtxextError
 from .families import FAMILIES
-from .formats.hf_folder import atomic_folder, check_output, open_model_folder
+from .formats.hf_folder import check_output, open_model_folder
 
 DEFAULT_LEARNED_METHOD = "tile"  # chosen from BENCHMARKS.md (encoder levers)
-DYNAMIC_UP_TO = 2.0  # the largest factor at which dynamic scaling was measured to be the better default
+DEFAULT_ROPE_METHOD = "yarn"  # chosen from BENCHMARKS.md (runtime conformance)
 FORMATS = ("same", "hf", "gguf")
 
 
 def default_rope_method(writes: str, factor: float) -> str:
-    """The RoPE method ``ctxext extend`` uses when none is given (BENCHMARKS.md, SmolLM2-135M, no training).
+    """The RoPE method ``ctxext extend`` uses when none is given (BENCHMARKS.md, "Runtime conformance").
 
-    A transformers folder up to 2x gets ``dynamic``: perplexity within 3% of the native model, every passkey
-    trial passed from 12k to 16k, inputs inside the original window unchanged. Beyond 2x, and for GGUF
-    (llama.cpp has no dynamic scaling), ``yarn``: the best perplexity at 2x and at 4x, where dynamic was 83%
-    above native and YaRN 18%. NeMo and Cerebras configs can only express ``linear``."""
-    if writes == "yaml":
-        return "linear"
-    if writes == "folder" and factor <= DYNAMIC_UP_TO:
-        return "dynamic"
-    return "yarn"
+    YaRN for folders and GGUF at every factor: transformers, vLLM and llama.cpp compute it the same way at
+    every length, and it had the best perplexity of the static methods at 2x and 4x. (Dynamic NTK, the
+    earlier folder default, exists only in transformers: vLLM gives NaN beyond the original window and
+    llama.cpp cannot express it.) NeMo and Cerebras configs can only express ``linear``."""
+    return "linear" if writes == "yaml" else DEFAULT_ROPE_METHOD
 
 
 def _rope_factor(config: dict, to, original) -> float:
@@ -77,6 +72,7 @@ def extend(
     method: str | None = None,
     *,
     fmt: str = "same",
+    dtype: str | None = None,
     overwrite: bool = False,
     check: bool = True,
     texts=None,
@@ -120,17 +116,19 @@ def extend(
 
         if fmt == "gguf":
             raise CtxextError("writing GGUF from a Hugging Face folder is llama.cpp's convert_hf_to_gguf.py's job")
+        if dtype:
+            raise CtxextError("--dtype applies to a GGUF converted to a folder; a folder keeps its own dtype")
         plan, readback = extend_decoder_folder(
             model, out, to, method, original=original, overwrite=overwrite, check=check
         )
-        return Report(plan.describe(), _readback_notes(readback))
+        return Report(plan.describe(), _readback_notes(readback) + _runtime_notes(plan, "folder"))
     if kind == "gguf":
         if not method:
             from .formats.gguf_file import gguf_config
 
             factor = _rope_factor(gguf_config(Path(model)), to, original)
             method = default_rope_method("folder" if fmt == "hf" else "gguf", factor)
-        return _extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check)
+        return _extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check, dtype)
     return _extend_yaml(Path(model), Path(out), to, method or "linear", original, overwrite)
 
 
@@ -155,47 +153,44 @@ def _readback_notes(readback: dict | None) -> list[str]:
     ]
 
 
-def _extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, check) -> Report:
-    from .decoder import record_rope, transformers_readback, write_rope_folder
-    from .formats.gguf_file import gguf_config, read_metadata, rope_metadata, write_gguf
+def _runtime_notes(plan, writes: str) -> list[str]:
+    runtimes = {k: v for k, v in plan.spec.runtimes.items() if (k == "llama.cpp") == (writes == "gguf")}
+    return ["what each runtime computes from it:\n" + "\n".join(f"  {k}: {v}" for k, v in runtimes.items())]
+
+
+def _extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, check, dtype) -> Report:
+    from .formats.gguf_file import GgufRopeWriter, gguf_config
+    from .pipeline import write_output
     from .rope_surgery import plan_rope
 
-    check_output(out, overwrite)
     config = gguf_config(path)
     plan = plan_rope(config, str(path), to, method, original)
     if fmt == "hf":
-        from .formats.gguf_to_hf import gguf_to_hf_folder
+        from .decoder import HfRopeWriter
 
-        readback = None
-        with atomic_folder(out, overwrite) as staging:
-            with tempfile.TemporaryDirectory(dir=staging.parent, prefix=".ctxext-gguf-") as converted:
-                gguf_to_hf_folder(path, Path(converted))
-                write_rope_folder(Path(converted), plan, staging)
-            if check:
-                readback = transformers_readback(staging, plan)
-            record_rope(staging, plan, readback)
-        return Report(plan.describe(), _readback_notes(readback) + [f"wrote a Hugging Face folder (float32) to {out}"])
+        readback = write_output(
+            HfRopeWriter(path, plan, from_gguf=True, dtype=dtype or "float32"), out, overwrite, check
+        )
+        notes = _readback_notes(readback) + _runtime_notes(plan, "folder")
+        return Report(plan.describe(), notes + [f"wrote a Hugging Face folder ({dtype or 'float32'}) to {out}"])
+    if dtype:
+        raise CtxextError("--dtype applies when a GGUF is converted to a folder (--format hf); GGUF tensors are copied")
     if out.suffix.lower() != ".gguf":
         raise CtxextError(f"a GGUF output needs a .gguf name, not {out.name} (or pass --format hf for a folder)")
-    arch = config["model_type"]
-    metadata, freqs = rope_metadata(arch, plan)
-    staging = out.with_name(f".{out.name}.partial")
-    try:
-        write_gguf(path, staging, metadata, freqs)
-        staging.replace(out)
-    finally:
-        staging.unlink(missing_ok=True)
-    written = read_metadata(out, f"{arch}.")
-    shown = {k: written[k] for k in metadata if k in written}
-    return Report(
-        plan.describe(),
-        ["GGUF metadata read back: " + ", ".join(f"{k} = {v}" for k, v in shown.items())]
-        + ([f"added {len(freqs)} per-pair divisors as rope_freqs.weight"] if freqs is not None else []),
-    )
+    writer = GgufRopeWriter(path, plan)
+    readback = write_output(writer, out, overwrite, check)
+    notes = []
+    if readback:
+        shown = ", ".join(f"{k} = {v}" for k, v in readback["metadata"].items())
+        notes.append(f"GGUF metadata read back ({readback['alignment']}-byte aligned tensors): {shown}")
+    if writer.divisors is not None:
+        notes.append(f"added {len(writer.divisors)} per-pair divisors as rope_freqs.weight")
+    return Report(plan.describe(), notes + _runtime_notes(plan, "gguf"))
 
 
 def _extend_yaml(path: Path, out: Path, to, method, original, overwrite) -> Report:
-    from .formats.yaml_config import FLAVOURS, original_context, read_yaml_config, scaled_yaml
+    from .formats.yaml_config import FLAVOURS, YamlWriter, original_context, read_yaml_config, scaled_yaml
+    from .pipeline import write_output
 
     check_output(out, overwrite)
     text, section, flavour = read_yaml_config(path)
@@ -209,13 +204,7 @@ def _extend_yaml(path: Path, out: Path, to, method, original, overwrite) -> Repo
     if target <= base:
         raise CtxextError(f"target {target} is not above the model's original context of {base}")
     factor = target / base
-    new_text = scaled_yaml(text, flavour, target, factor, path)
-    staging = out.with_name(f".{out.name}.partial")
-    try:
-        staging.write_text(new_text, encoding="utf-8")
-        staging.replace(out)
-    finally:
-        staging.unlink(missing_ok=True)
+    write_output(YamlWriter(path, scaled_yaml(text, flavour, target, factor, path)), out, overwrite)
     keys = FLAVOURS[flavour]
     rows = [
         ("config", str(path)),
@@ -254,7 +243,8 @@ def inspect(
         return Report(plan.describe(), drift=drift_by_method(folder, to, variants, texts))
     if kind in ("relative", "alibi"):
         _refuse(model)
-    from .methods.rope import ROPE_METHODS, classify_pairs, default_inv_freq
+    from .methods.rope import classify_pairs, default_inv_freq
+    from .rope_methods import ROPE_REGISTRY
     from .rope_surgery import pair_summary, plan_rope
 
     if kind == "gguf":
@@ -279,7 +269,7 @@ def inspect(
         return Report(plan.describe())
     pairs = []
     theta = default_inv_freq(plan.facts.dim, plan.facts.base)
-    for method in methods or list(ROPE_METHODS):
+    for method in methods or list(ROPE_REGISTRY):
         each = plan_rope(config, str(model), to, method, original)
         scaled, attention = each.inv_freq(each.target)
         pairs.append(
@@ -289,6 +279,7 @@ def inspect(
                 "attention_factor": attention,
                 "rope_theta": each.rope_theta,
                 "max_position_embeddings": each.max_position_embeddings,
+                "runtimes": each.spec.runtimes,
             }
         )
     return Report(plan.describe()[:6], pairs=pairs)

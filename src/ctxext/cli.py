@@ -11,8 +11,8 @@ from .errors import CtxextError
 
 METHOD_HELP = (
     "how new positions are made: learned tables tile (default), cubic, linear, quadratic, pchip, akima, makima, "
-    "double, group; RoPE linear, ntk, dynamic, yarn, llama3 (default: dynamic for a folder up to 2x, else yarn; "
-    "linear for NeMo / Cerebras YAML)"
+    "double, group; RoPE yarn (default), linear, ntk, dynamic (transformers only), llama3, longrope "
+    "(linear for NeMo / Cerebras YAML)"
 )
 
 
@@ -33,6 +33,9 @@ def quiet_libraries() -> None:
 
 def run(main, argv=None, prog: str = "ctxext") -> int:
     """Run ``main(argv)``; any CtxextError or OS error becomes one line on stderr and exit code 2."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         main(argv)
     except CtxextError as exc:
@@ -45,7 +48,18 @@ def run(main, argv=None, prog: str = "ctxext") -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return 143
     return 0
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that staging outputs are removed on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def add_table_options(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +116,9 @@ def build_parser() -> Parser:
         choices=("same", "hf"),
         help="'hf' writes a Hugging Face folder from a GGUF input (default: same form as the input)",
     )
+    extend.add_argument(
+        "--dtype", choices=("float32", "bfloat16", "float16"), help="weights of a GGUF converted with --format hf"
+    )
     extend.add_argument("--overwrite", action="store_true", help="replace an existing output")
     extend.add_argument("--no-check", action="store_true", help="skip loading the output to verify it")
     extend.add_argument("--texts", help="file of short texts for the encoder drift check, one per line")
@@ -152,6 +169,20 @@ def build_parser() -> Parser:
     training.add_argument("-o", "--output", required=True, help="output folder")
     training.add_argument("--overwrite", action="store_true")
 
+    conform = verbs.add_parser(
+        "conform", help="write each method's output and score it on the same tokens in every runtime that reads it"
+    )
+    conform.add_argument("model", help="RoPE model folder or .gguf file")
+    conform.add_argument("--to", type=int, required=True, help="target length the outputs are written for")
+    conform.add_argument("--methods", default="yarn", help="comma-separated RoPE methods (default: yarn)")
+    conform.add_argument("--data", nargs="+", required=True, help="text files or folders to take the tokens from")
+    conform.add_argument("--tokens", type=int, help="tokens in the scored window (default: --to)")
+    conform.add_argument("--score-from", type=int, help="first scored target position (default: half the window)")
+    conform.add_argument("--runtimes", help="comma-separated: transformers, vllm, llama.cpp (default: all)")
+    conform.add_argument("--keep", help="write the outputs into this folder and keep them (default: a temporary one)")
+    conform.add_argument("-o", "--output", required=True, help="results JSON to write")
+    conform.add_argument("--overwrite", action="store_true")
+
     plot = verbs.add_parser("plot", help="draw a PNG from a results JSON")
     plot.add_argument("results", help="results JSON written by ctxext eval")
     plot.add_argument("-o", "--output", required=True, help="PNG to write")
@@ -197,6 +228,11 @@ def print_pairs(pairs: list[dict]) -> None:
             f"| {row['method']} | {row['pairs']} | {row['attention_factor']:.4f} | {row['rope_theta']:.6g} "
             f"| {row['max_position_embeddings']} |"
         )
+    print("\nwhat each runtime computes from what is written")
+    print("| method | " + " | ".join(pairs[0]["runtimes"]) + " |")
+    print("|---|" + "---|" * len(pairs[0]["runtimes"]))
+    for row in pairs:
+        print(f"| {row['method']} | " + " | ".join(row["runtimes"].values()) + " |")
 
 
 def print_report(report) -> None:
@@ -225,6 +261,7 @@ def cmd_extend(args) -> None:
         args.to,
         args.method,
         fmt=args.format,
+        dtype=args.dtype,
         overwrite=args.overwrite,
         check=not args.no_check,
         **_options(args),
@@ -288,6 +325,28 @@ def cmd_train(args) -> None:
     print(f"wrote {args.output} (checkpoints in {result['checkpoints']})")
 
 
+def cmd_conform(args) -> None:
+    import json
+    from pathlib import Path
+
+    from .conformance import conform, conformance_table, tokens_from_text
+    from .formats.staging import check_output
+
+    check_output(Path(args.output), args.overwrite)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    runtimes = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
+    count = args.tokens or args.to
+    tokens = tokens_from_text(args.model, args.data, count)
+    score_from = args.score_from if args.score_from is not None else count // 2
+    rows = conform(args.model, args.to, methods, tokens, score_from, runtimes, args.keep)
+    from .formats.provenance import versions
+
+    record = {"model": args.model, "to": args.to, "tokens": count, "score_from": score_from, "versions": versions()}
+    Path(args.output).write_text(json.dumps({**record, "rows": rows}, indent=2) + "\n", encoding="utf-8")
+    print(conformance_table(rows))
+    print(f"\nwrote {args.output}")
+
+
 def cmd_plot(args) -> None:
     from .report import load_results, plot
 
@@ -299,9 +358,9 @@ def main(argv=None) -> None:
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
-    {"inspect": cmd_inspect, "extend": cmd_extend, "eval": cmd_eval, "train": cmd_train, "plot": cmd_plot}[args.verb](
-        args
-    )
+    verbs = {"inspect": cmd_inspect, "extend": cmd_extend, "eval": cmd_eval, "train": cmd_train, "plot": cmd_plot}
+    verbs["conform"] = cmd_conform
+    verbs[args.verb](args)
 
 
 def entry() -> None:

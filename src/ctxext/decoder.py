@@ -12,8 +12,9 @@ import logging
 from pathlib import Path
 
 from .errors import CtxextError
-from .formats.hf_folder import atomic_folder, check_output, copy_tree, open_model_folder, read_json, write_json
+from .formats.hf_folder import copy_tree, open_model_folder, read_json, write_json
 from .formats.provenance import append_card_section, write_provenance
+from .pipeline import write_output
 from .rope_surgery import RopePlan, plan_rope, rope_config
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,35 @@ def transformers_readback(folder: Path, plan: RopePlan) -> dict:
     return {"max_relative_error": error, "attention_factor": float(attention), "ours": our_attention}
 
 
+class HfRopeWriter:
+    """A Hugging Face folder with the plan's RoPE scaling: the source folder copied (or a GGUF dequantized into
+    one, in ``dtype``), config.json and the tokenizer's length rewritten; read back through transformers."""
+
+    folder = True
+
+    def __init__(self, source: Path, plan: RopePlan, from_gguf: bool = False, dtype: str = "float32"):
+        self.source, self.plan, self.from_gguf, self.dtype = Path(source), plan, from_gguf, dtype
+
+    def write(self, staging: Path) -> None:
+        if self.from_gguf:
+            from .formats.gguf_to_hf import gguf_to_hf_folder
+
+            gguf_to_hf_folder(self.source, staging, self.dtype)
+            write_rope_config(staging, self.plan)
+        else:
+            copy_tree(self.source, staging, skip=set())
+            write_rope_config(staging, self.plan)
+
+    def read_back(self, staging: Path) -> dict:
+        readback = transformers_readback(staging, self.plan)
+        if readback["max_relative_error"] > 1e-5 or abs(readback["attention_factor"] - readback["ours"]) > 1e-6:
+            raise CtxextError(f"transformers reads different frequencies from the written config: {readback}")
+        return readback
+
+    def record(self, staging: Path, readback: dict | None) -> None:
+        record_rope(staging, self.plan, readback)
+
+
 def extend_decoder_folder(
     model: str | Path,
     out: str | Path,
@@ -63,23 +93,12 @@ def extend_decoder_folder(
     check: bool = True,
 ) -> tuple[RopePlan, dict | None]:
     """Write ``out``: the folder copied, config.json rewritten, the tokenizer's length raised."""
-    out = Path(out)
-    check_output(out, overwrite)
     folder = open_model_folder(model)
     plan = plan_rope(folder.config, str(folder.root), to, method, original)
-    readback = None
-    with atomic_folder(out, overwrite) as staging:
-        write_rope_folder(folder.root, plan, staging)
-        if check:
-            readback = transformers_readback(staging, plan)
-            if readback["max_relative_error"] > 1e-5 or abs(readback["attention_factor"] - readback["ours"]) > 1e-6:
-                raise CtxextError(f"transformers reads different frequencies from the written config: {readback}")
-        record_rope(staging, plan, readback)
-    return plan, readback
+    return plan, write_output(HfRopeWriter(folder.root, plan), out, overwrite, check)
 
 
-def write_rope_folder(source: Path, plan: RopePlan, staging: Path) -> None:
-    copy_tree(source, staging, skip=set())
+def write_rope_config(staging: Path, plan: RopePlan) -> None:
     write_json(staging / "config.json", rope_config(read_json(staging / "config.json"), plan))
     tokenizer_config = staging / "tokenizer_config.json"
     if tokenizer_config.is_file():
@@ -99,6 +118,7 @@ def record_rope(folder: Path, plan: RopePlan, readback: dict | None) -> None:
             "rope_theta": plan.rope_theta,
             "attention_factor": plan.attention_factor,
             "rope_parameters": plan.rope_parameters(),
+            "runtimes": plan.spec.runtimes,
             "readback": readback,
         },
     )
@@ -113,4 +133,6 @@ def record_rope(folder: Path, plan: RopePlan, readback: dict | None) -> None:
             f"at {plan.original} because transformers measures growth from it. Keys cached before the "
             "frequencies change are not re-rotated."
         )
+    lines.append("What each runtime computes from this folder:")
+    lines += [f"- {runtime}: {note}" for runtime, note in plan.spec.runtimes.items() if runtime != "llama.cpp"]
     append_card_section(folder, "Context extension", lines)

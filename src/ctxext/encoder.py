@@ -13,8 +13,9 @@ from pathlib import Path
 
 from .embed import Embedder, default_short_texts, drift, long_text
 from .errors import CtxextError
-from .formats.hf_folder import ModelFolder, atomic_folder, check_output, open_model_folder
+from .formats.hf_folder import ModelFolder, open_model_folder
 from .formats.provenance import append_card_section, write_provenance
+from .pipeline import write_output
 from .table_surgery import TablePlan, extended_in_memory, plan_table, write_files
 
 log = logging.getLogger(__name__)
@@ -65,17 +66,30 @@ def extend_encoder(
 
     ``plan_options`` are :func:`ctxext.table_surgery.plan_table`'s (table_path, offset, keep_cls,
     keep_first, from_window)."""
-    out = Path(out)
-    check_output(out, overwrite)
     folder = open_model_folder(model)
     plan = plan_table(folder, to, method, **plan_options)
-    result = None
-    with atomic_folder(out, overwrite) as staging:
-        write_files(folder, plan, staging)
-        if check:
-            result = verify(Embedder(folder.root), staging, plan, texts or default_short_texts())
-        _record(staging, plan, result)
-    return plan, result
+    writer = TableWriter(folder, plan, texts or default_short_texts())
+    return plan, write_output(writer, out, overwrite, check)
+
+
+class TableWriter:
+    """An encoder folder with the resampled table; read back by loading it with plain sentence-transformers,
+    encoding a long input and measuring short-text drift against the original."""
+
+    folder = True
+
+    def __init__(self, folder: ModelFolder, plan: TablePlan, texts: list[str]):
+        self.model_folder, self.plan, self.texts = folder, plan, texts
+        self.source = folder.root
+
+    def write(self, staging: Path) -> None:
+        write_files(self.model_folder, self.plan, staging)
+
+    def read_back(self, staging: Path) -> Verification:
+        return verify(Embedder(self.source), staging, self.plan, self.texts)
+
+    def record(self, staging: Path, readback: Verification | None) -> None:
+        _record(staging, self.plan, readback)
 
 
 def _record(folder: Path, plan: TablePlan, result: Verification | None) -> None:

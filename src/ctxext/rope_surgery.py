@@ -14,7 +14,8 @@ from torch import nn
 
 from .errors import CtxextError, did_you_mean
 from .methods.ape import APE_METHODS
-from .methods.rope import ROPE_METHODS, classify_pairs, default_inv_freq, ntk_base, scaled_inv_freq
+from .methods.rope import classify_pairs, default_inv_freq, scaled_inv_freq, yarn_attention_factor
+from .rope_methods import ROPE_REGISTRY, rope_method
 
 SCALED_ROPE_TYPES = ("linear", "dynamic", "yarn", "llama3", "longrope")
 FULL_ATTENTION = "full_attention"
@@ -99,15 +100,34 @@ def true_original(facts: RopeFacts, override: int | None = None) -> int:
 
 
 def check_rope_method(method: str) -> None:
-    if method in ROPE_METHODS:
+    if method in ROPE_REGISTRY:
         return
+    names = ", ".join(ROPE_REGISTRY)
     if method in APE_METHODS:
+        raise CtxextError(f"method {method!r} is for learned position tables; a RoPE model takes one of {names}")
+    raise CtxextError(f"unknown method {method!r}{did_you_mean(method, ROPE_REGISTRY)}; choose from {names}")
+
+
+YARN_KEPT = ("beta_fast", "beta_slow", "truncate", "mscale", "mscale_all_dim")
+
+
+def kept_yarn_options(existing: dict) -> dict:
+    """The options of an existing YaRN scaling that a new YaRN factor keeps (gpt-oss, DeepSeek-style configs).
+
+    An explicit ``attention_factor`` equal to 0.1 ln s + 1 for the old factor is recomputed for the new one;
+    any other value cannot be carried to a new factor, so the extension is refused."""
+    if existing.get("rope_type", existing.get("type")) != "yarn":
+        return {}
+    kept = {key: existing[key] for key in YARN_KEPT if existing.get(key) is not None}
+    given = existing.get("attention_factor")
+    old_factor = existing.get("factor") or 1.0
+    if given is not None and abs(float(given) - yarn_attention_factor(float(old_factor))) > 1e-6:
         raise CtxextError(
-            f"method {method!r} is for learned position tables; a RoPE model takes one of {', '.join(ROPE_METHODS)}"
+            f"the model's YaRN attention_factor {given} is not the one its factor {old_factor} implies, and "
+            "there is no rule for carrying it to a new factor; extend the original model, or remove "
+            "attention_factor from its config if the default (0.1 ln s + 1) is meant"
         )
-    raise CtxextError(
-        f"unknown method {method!r}{did_you_mean(method, ROPE_METHODS)}; choose from {', '.join(ROPE_METHODS)}"
-    )
+    return kept
 
 
 @dataclass(frozen=True)
@@ -117,13 +137,21 @@ class RopePlan:
     original: int
     target: int
     method: str
+    kept: dict = field(default_factory=dict)  # options of an existing YaRN scaling that stay (kept_yarn_options)
+
+    @property
+    def spec(self):
+        return rope_method(self.method)
 
     @property
     def factor(self) -> float:
         return self.target / self.original
 
     def inv_freq(self, seq_len: int | None = None) -> tuple[torch.Tensor, float]:
-        options = {"seq_len": seq_len} if self.method == "dynamic" else {}
+        """theta' and the attention factor at input length ``seq_len`` (default: the target)."""
+        options = dict(self.kept) if self.method == "yarn" else {}
+        if self.method in ("dynamic", "longrope"):
+            options["seq_len"] = seq_len or self.target
         return scaled_inv_freq(self.method, self.facts.dim, self.facts.base, self.original, self.factor, **options)
 
     @property
@@ -132,32 +160,15 @@ class RopePlan:
 
     @property
     def rope_theta(self) -> float:
-        return ntk_base(self.facts.dim, self.facts.base, self.factor) if self.method == "ntk" else self.facts.base
+        return self.spec.new_base(self) if self.spec.new_base else self.facts.base
 
     @property
     def max_position_embeddings(self) -> int:
-        # transformers' dynamic scaling measures growth from max_position_embeddings, so it must stay L.
-        return self.original if self.method == "dynamic" else self.target
+        return self.original if self.spec.keeps_max_position else self.target
 
     def rope_parameters(self) -> dict:
         """The scaling entry as transformers names it (ntk is plain RoPE with a larger base)."""
-        if self.method == "ntk":
-            params = {"rope_type": "default", "rope_theta": self.rope_theta}
-        else:
-            params = {"rope_type": self.method, "rope_theta": self.rope_theta, "factor": self.factor}
-        if self.method == "yarn":
-            params |= {
-                "original_max_position_embeddings": self.original,
-                "beta_fast": 32.0,
-                "beta_slow": 1.0,
-                "attention_factor": self.attention_factor,
-            }
-        if self.method == "llama3":
-            params |= {
-                "original_max_position_embeddings": self.original,
-                "low_freq_factor": 1.0,
-                "high_freq_factor": 4.0,
-            }
+        params = {"rope_type": self.spec.rope_type(), "rope_theta": self.rope_theta, **self.spec.hf_parameters(self)}
         if self.facts.partial != 1.0:
             params["partial_rotary_factor"] = self.facts.partial
         return params
@@ -233,7 +244,8 @@ def plan_rope(
             if target < base_context
             else f"target {target} is not above the model's original context of {base_context}"
         )
-    return RopePlan(model=model, facts=facts, original=base_context, target=target, method=method)
+    kept = kept_yarn_options(facts.existing) if method == "yarn" else {}
+    return RopePlan(model=model, facts=facts, original=base_context, target=target, method=method, kept=kept)
 
 
 def rope_config(config: dict, plan: RopePlan) -> dict:

@@ -77,10 +77,10 @@ def train(
     """Train, then write ``out`` as a plain model folder in the same form ``ctxext extend`` writes."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
 
-    from .decoder import record_rope
     from .eval.ppl import read_corpus
-    from .formats.hf_folder import atomic_folder, check_output, open_model_folder
-    from .rope_surgery import apply_rope_in_memory, plan_rope, rope_config
+    from .formats.hf_folder import check_output, open_model_folder
+    from .pipeline import write_output
+    from .rope_surgery import apply_rope_in_memory, plan_rope
 
     out = Path(out)
     check_output(out, overwrite)
@@ -132,18 +132,7 @@ def train(
         raise CtxextError(f"--resume found no checkpoint in {checkpoints}")
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     trained = trainer.model.merge_and_unload() if lora else trainer.model
-    with atomic_folder(out, overwrite) as staging:
-        trained.save_pretrained(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        if plan is not None:
-            from .formats.hf_folder import read_json, write_json
-
-            write_json(staging / "config.json", rope_config(read_json(staging / "config.json"), plan))
-            record_rope(staging, plan, None)
-        if xpos:
-            from .xpos import mark_xpos_folder
-
-            mark_xpos_folder(staging, 512.0)
+    write_output(TrainedWriter(folder.root, trained, tokenizer, plan, xpos), out, overwrite)
     history = [row for row in trainer.state.log_history if "loss" in row]
     return {
         "steps": trainer.state.global_step,
@@ -152,6 +141,41 @@ def train(
         "checkpoints": str(checkpoints),
         "resumed_from": int(last.name.split("-")[-1]) if last else None,
     }
+
+
+class TrainedWriter:
+    """The trained model as a plain folder; with RoPE scaling applied first, its config carries the plan and
+    is read back through transformers like ``ctxext extend``'s; an xPos model is marked as such."""
+
+    folder = True
+
+    def __init__(self, source: Path, model, tokenizer, plan, xpos: bool):
+        self.source, self.model, self.tokenizer, self.plan, self.xpos = Path(source), model, tokenizer, plan, xpos
+
+    def write(self, staging: Path) -> None:
+        from .decoder import write_rope_config
+
+        self.model.save_pretrained(str(staging))
+        self.tokenizer.save_pretrained(str(staging))
+        if self.plan is not None:
+            write_rope_config(staging, self.plan)
+
+    def read_back(self, staging: Path) -> dict | None:
+        from .decoder import HfRopeWriter
+
+        if self.plan is None or self.xpos:
+            return None
+        return HfRopeWriter(staging, self.plan).read_back(staging)
+
+    def record(self, staging: Path, readback: dict | None) -> None:
+        from .decoder import record_rope
+
+        if self.plan is not None:
+            record_rope(staging, self.plan, readback)
+        if self.xpos:
+            from .xpos import mark_xpos_folder
+
+            mark_xpos_folder(staging, 512.0)
 
 
 def _last_checkpoint(folder: Path) -> Path | None:

@@ -101,71 +101,116 @@ def gguf_config(path: str | Path) -> dict:
 
 
 def rope_metadata(arch: str, plan) -> tuple[dict, np.ndarray | None]:
-    """(metadata to set, optional rope_freqs tensor) for a RopePlan; ``None`` values remove a key."""
+    """(metadata to set, optional rope_freqs tensor) for a RopePlan; ``None`` values remove a key.
+
+    What the method means in llama.cpp comes from its spec (:mod:`ctxext.rope_methods`); key names from
+    ``gguf.Keys``."""
     from gguf import GGUFValueType as T
+    from gguf import Keys
 
+    rope = plan.spec.gguf(plan)  # raises where llama.cpp cannot express the method
+    key = {name: template.format(arch=arch) for name, template in _keys().items()}
     keys = {
-        f"{arch}.context_length": (plan.target, T.UINT32),
-        f"{arch}.rope.freq_base": (plan.rope_theta, T.FLOAT32),
-        f"{arch}.rope.scaling.type": ("none", T.STRING),
-        f"{arch}.rope.scaling.factor": None,
-        f"{arch}.rope.scaling.original_context_length": None,
-        f"{arch}.rope.scaling.attn_factor": None,
+        key["context"]: (plan.target, T.UINT32),
+        key["base"]: (rope.freq_base or plan.facts.base, T.FLOAT32),
+        key["type"]: (rope.scaling_type, T.STRING),
+        key["factor"]: None,
+        key["original"]: None,
+        Keys.Rope.SCALING_ATTN_FACTOR.format(arch=arch): None,
     }
-    freqs = None
-    if plan.method in ("linear", "yarn"):
-        keys[f"{arch}.rope.scaling.type"] = (plan.method, T.STRING)
-        keys[f"{arch}.rope.scaling.factor"] = (plan.factor, T.FLOAT32)
-        keys[f"{arch}.rope.scaling.original_context_length"] = (plan.original, T.UINT32)
-    elif plan.method == "llama3":
-        scaled, _ = plan.inv_freq()
-        from ..methods.rope import default_inv_freq
+    if rope.scaling_type != "none":
+        keys[key["factor"]] = (float(rope.factor), T.FLOAT32)
+        keys[key["original"]] = (int(rope.original), T.UINT32)
+    divisors = None if rope.divisors is None else rope.divisors.numpy().astype(np.float32)
+    return keys, divisors
 
-        freqs = (default_inv_freq(plan.facts.dim, plan.facts.base) / scaled).numpy().astype(np.float32)
-    elif plan.method == "dynamic":
-        raise CtxextError("llama.cpp has no dynamic NTK scaling; choose linear, ntk, yarn or llama3 for a GGUF output")
-    return keys, freqs
+
+def _keys() -> dict:
+    from gguf import Keys
+
+    return {
+        "context": Keys.LLM.CONTEXT_LENGTH,
+        "base": Keys.Rope.FREQ_BASE,
+        "type": Keys.Rope.SCALING_TYPE,
+        "factor": Keys.Rope.SCALING_FACTOR,
+        "original": Keys.Rope.SCALING_ORIG_CTX_LEN,
+    }
 
 
 def write_gguf(source: str | Path, target: Path, metadata: dict, extra_tensor: np.ndarray | None = None) -> None:
-    """Copy ``source`` to ``target`` with ``metadata`` applied (value None removes a key)."""
+    """Copy ``source`` to ``target`` with ``metadata`` applied (value None removes a key), through gguf's own
+    ``copy_with_new_metadata``; the source's ``general.alignment`` is kept, so every tensor stays aligned."""
     import gguf
+    from gguf.gguf_reader import ReaderTensor
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
     reader = _reader(Path(source))
-    arch = _value(reader, "general.architecture")
-    writer = gguf.GGUFWriter(str(target), arch=arch, endianess=reader.endianess)
-    pending = dict(metadata)
-    for field in reader.fields.values():
-        if field.name.startswith("GGUF.") or field.name == "general.architecture":
-            continue
-        if field.name in pending:
-            replacement = pending.pop(field.name)
-            if replacement is not None:
-                writer.add_key_value(field.name, replacement[0], replacement[1])
-            continue
-        kind = field.types[0]
-        sub_type = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(field.name, field.contents(), kind, sub_type=sub_type)
-    for name, replacement in pending.items():
-        if replacement is not None:
-            writer.add_key_value(name, replacement[0], replacement[1])
+    writer = gguf.GGUFWriter(
+        str(target), arch=_value(reader, gguf.Keys.General.ARCHITECTURE), endianess=reader.endianess
+    )
+    writer.data_alignment = int(_value(reader, gguf.Keys.General.ALIGNMENT, gguf.GGUF_DEFAULT_ALIGNMENT))
     tensors = list(reader.tensors)
-    for tensor in tensors:
-        writer.add_tensor_info(
-            tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes, tensor.tensor_type
-        )
     if extra_tensor is not None:
-        writer.add_tensor_info(
-            ROPE_FREQS, extra_tensor.shape, extra_tensor.dtype, extra_tensor.nbytes, gguf.GGMLQuantizationType.F32
+        tensors.append(
+            ReaderTensor(
+                ROPE_FREQS,
+                gguf.GGMLQuantizationType.F32,
+                np.array(extra_tensor.shape[::-1]),
+                extra_tensor.size,
+                extra_tensor.nbytes,
+                0,
+                extra_tensor,
+                None,
+            )
         )
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    for tensor in tensors:
-        writer.write_tensor_data(tensor.data, tensor_endianess=reader.endianess)
-    if extra_tensor is not None:
-        writer.write_tensor_data(extra_tensor)
-    writer.close()
+    new = {name: MetadataDetails(value[1], value[0]) for name, value in metadata.items() if value is not None}
+    removed = [name for name, value in metadata.items() if value is None]
+    source_view = _ReaderView(reader.fields, tensors, reader.endianess)
+    copy_with_new_metadata(source_view, writer, new, removed)
+
+
+class _ReaderView:
+    """What ``copy_with_new_metadata`` reads of a GGUFReader, with a tensor list that may grow."""
+
+    def __init__(self, fields, tensors, endianess):
+        self.fields, self.tensors, self.endianess = fields, tensors, endianess
+
+
+class GgufRopeWriter:
+    """A GGUF copy with the plan's RoPE metadata (and rope_freqs for per-pair methods); tensors byte for byte.
+    Read back: the written metadata, every tensor offset a multiple of ``general.alignment``."""
+
+    folder = False
+
+    def __init__(self, source: Path, plan):
+        self.source, self.plan = Path(source), plan
+        self.metadata, self.divisors = rope_metadata(plan.facts.family, plan)
+
+    def write(self, staging: Path) -> None:
+        write_gguf(self.source, staging, self.metadata, self.divisors)
+
+    def read_back(self, staging: Path) -> dict:
+        import gguf
+
+        reader = _reader(staging)
+        alignment = int(_value(reader, gguf.Keys.General.ALIGNMENT, gguf.GGUF_DEFAULT_ALIGNMENT))
+        misaligned = [t.name for t in reader.tensors if (t.data_offset - reader.data_offset) % alignment]
+        if misaligned or reader.data_offset % alignment:
+            raise CtxextError(f"written GGUF has tensors off its {alignment}-byte alignment: {misaligned[:3]}")
+        written = {name: _value(reader, name) for name in self.metadata}
+        for name, value in self.metadata.items():
+            expected = None if value is None else value[0]
+            got = written[name]
+            if not (got == expected or (isinstance(expected, float) and abs(got - expected) <= 1e-6 * abs(expected))):
+                raise CtxextError(f"written GGUF reads {name} = {got!r}, not {expected!r}")
+        return {
+            "metadata": {k: v for k, v in written.items() if v is not None},
+            "alignment": alignment,
+            "rope_freqs": self.divisors is not None,
+        }
+
+    def record(self, staging: Path, readback: dict | None) -> None:
+        """A GGUF carries no side files; what was done is in its metadata."""
 
 
 def read_metadata(path: str | Path, prefix: str = "") -> dict:

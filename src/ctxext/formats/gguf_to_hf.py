@@ -13,8 +13,26 @@ from ..errors import CtxextError
 log = logging.getLogger(__name__)
 
 
-def gguf_to_hf_folder(path: str | Path, target: Path, dtype: torch.dtype = torch.float32) -> None:
-    """Write ``target`` (an existing empty folder) as a plain HF causal-LM folder with tokenizer."""
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise CtxextError(f"unknown dtype {name!r}; choose from {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def gguf_to_hf_folder(path: str | Path, target: Path, dtype: str = "float32") -> None:
+    """Write ``target`` (an existing empty folder) as a plain HF causal-LM folder with tokenizer; the
+    dequantized weights are cast to ``dtype`` (float32, bfloat16 or float16)."""
+    cast = torch_dtype(dtype)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
@@ -22,7 +40,7 @@ def gguf_to_hf_folder(path: str | Path, target: Path, dtype: torch.dtype = torch
     log.info("dequantizing %s with transformers (this takes a minute or more)", path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise CtxextError(f"transformers cannot read {path}: {str(exc).splitlines()[0]}") from None
     config_dict = loaded.config.to_dict()
@@ -30,7 +48,7 @@ def gguf_to_hf_folder(path: str | Path, target: Path, dtype: torch.dtype = torch
     config = AutoConfig.for_model(
         **{k: v for k, v in config_dict.items() if k != "model_type"}, model_type=config_dict["model_type"]
     )
-    fresh = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
     tied = {k for k in missing if k.endswith("lm_head.weight")} if config.tie_word_embeddings else set()
     if set(missing) - tied or unexpected:
@@ -38,5 +56,5 @@ def gguf_to_hf_folder(path: str | Path, target: Path, dtype: torch.dtype = torch
             f"GGUF tensors do not match the model: missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"
         )
     del loaded
-    fresh.save_pretrained(str(target))
+    fresh.to(cast).save_pretrained(str(target))
     tokenizer.save_pretrained(str(target))

@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import CtxextError
+from .staging import atomic_output, check_output  # noqa: F401  (re-exported for the writers)
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -127,46 +125,6 @@ def open_model_folder(path: str | os.PathLike) -> ModelFolder:
         raise CtxextError(f"{root} is not a model folder: it has no config.json")
     config = read_json(config_path)
     return ModelFolder(root, transformer_dir, config)
-
-
-def check_output(out: Path, overwrite: bool) -> None:
-    """Fail early, before any work, if ``out`` cannot be written."""
-    if out.exists() and not overwrite:
-        raise CtxextError(f"{out} already exists; pass --overwrite to replace it")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise CtxextError(f"cannot write {out}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CtxextError(f"cannot write {out}: folder {parent} is not writable")
-
-
-@contextmanager
-def atomic_folder(out: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out`` that becomes ``out`` only if the block succeeds."""
-    check_output(out, overwrite)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.resolve().parent))
-    try:
-        yield staging
-        _default_permissions(staging)
-        if out.exists():
-            retired = staging.with_suffix(".old")
-            os.rename(out, retired)
-            os.rename(staging, out)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _default_permissions(folder: Path) -> None:
-    """Temporary files are private (0600); a model folder should be readable like any other output."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-    for item in folder.rglob("*"):
-        os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~umask)
 
 
 def copy_tree(source: Path, target: Path, skip: set[Path]) -> None:

@@ -90,3 +90,21 @@ def scaled_yaml(text: str, flavour: str, target: int, factor: float, path: Path)
     if section.get("max_position_embeddings") != target or float(section.get(keys["factor"])) != float(factor):
         raise CtxextError(f"could not rewrite the position settings of {path} in place")
     return text
+
+
+class YamlWriter:
+    """The edited config text; read back by parsing it again (scaled_yaml already checked the values)."""
+
+    folder = False
+
+    def __init__(self, source: Path, text: str):
+        self.source, self.text = Path(source), text
+
+    def write(self, staging: Path) -> None:
+        staging.write_text(self.text, encoding="utf-8")
+
+    def read_back(self, staging: Path) -> dict:
+        return {"parsed": isinstance(_load(staging.read_text(encoding="utf-8"), staging), dict)}
+
+    def record(self, staging: Path, readback: dict | None) -> None:
+        """A YAML config carries its own record: the comments and keys the user wrote stay as they were."""

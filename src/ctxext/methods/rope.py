@@ -14,6 +14,9 @@ attention factor multiplies cos and sin (so the attention logits by its square).
   theta'_k = theta_k (g_k + (1 - g_k) / s), g = 1 - clamp((k - lo) / (hi - lo), 0, 1); factor 0.1 ln s + 1.
 * llama3 (Llama 3.1): wavelength bands with low_freq_factor 1, high_freq_factor 4: kept when
   lambda < L / 4, divided by s when lambda > L, blended smoothly between.
+* longrope (LongRoPE, Ding et al. 2024; Phi-3): theta'_k = theta_k / f_k with a short set of divisors for
+  l <= L and a long set beyond. ctxext writes short divisors 1 (inputs inside L computed as trained) and
+  long divisors from YaRN's ramp, 1 / (g_k + (1 - g_k) / s), with no temperature.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import math
 
 import torch
 
-ROPE_METHODS = ("linear", "ntk", "dynamic", "yarn", "llama3")
+ROPE_METHODS = ("linear", "ntk", "dynamic", "yarn", "llama3", "longrope")
 
 
 def default_inv_freq(dim: int, base: float) -> torch.Tensor:
@@ -50,29 +53,62 @@ def dynamic(
     return default_inv_freq(dim, scaled), 1.0
 
 
-def yarn_correction_range(dim: int, base: float, original: int, beta_fast: float, beta_slow: float):
-    """Pair indices (lo, hi) between which YaRN's ramp runs."""
+def yarn_correction_range(
+    dim: int, base: float, original: int, beta_fast: float, beta_slow: float, truncate: bool = True
+) -> tuple[float, float]:
+    """Pair indices (lo, hi) between which YaRN's ramp runs (rounded outwards unless ``truncate`` is off)."""
 
     def pair_index(rotations: float) -> float:
         return dim * math.log(original / (rotations * 2 * math.pi)) / (2 * math.log(base))
 
-    lo = max(math.floor(pair_index(beta_fast)), 0)
-    hi = min(math.ceil(pair_index(beta_slow)), dim - 1)
-    return lo, hi
+    lo, hi = pair_index(beta_fast), pair_index(beta_slow)
+    if truncate:
+        lo, hi = math.floor(lo), math.ceil(hi)
+    return max(lo, 0), min(hi, dim - 1)
 
 
-def yarn_attention_factor(factor: float) -> float:
-    return 0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0
+def yarn_attention_factor(factor: float, mscale: float = 1.0) -> float:
+    """m = 0.1 mscale ln s + 1 (1 when s <= 1)."""
+    return 0.1 * mscale * math.log(factor) + 1.0 if factor > 1 else 1.0
+
+
+def yarn_divisors(
+    dim: int, base: float, original: int, factor: float, beta_fast=32.0, beta_slow=1.0, truncate=True
+) -> torch.Tensor:
+    """Per-pair divisors f_k = theta_k / theta'_k of NTK-by-parts: 1 for fast pairs, s for slow ones."""
+    lo, hi = yarn_correction_range(dim, base, original, beta_fast, beta_slow, truncate)
+    span = (hi - lo) or 0.001
+    ramp = ((torch.arange(dim // 2, dtype=torch.float64) - lo) / span).clamp(0, 1)
+    return 1.0 / ((1 - ramp) + ramp / factor)
 
 
 def yarn(
-    dim: int, base: float, original: int, factor: float, beta_fast: float = 32.0, beta_slow: float = 1.0
+    dim: int,
+    base: float,
+    original: int,
+    factor: float,
+    beta_fast: float = 32.0,
+    beta_slow: float = 1.0,
+    truncate: bool = True,
+    attention_factor: float | None = None,
+    mscale: float | None = None,
+    mscale_all_dim: float | None = None,
 ) -> tuple[torch.Tensor, float]:
-    lo, hi = yarn_correction_range(dim, base, original, beta_fast, beta_slow)
-    span = (hi - lo) or 0.001
-    ramp = ((torch.arange(dim // 2, dtype=torch.float64) - lo) / span).clamp(0, 1)
+    """NTK-by-parts frequencies; attention factor given, or DeepSeek's mscale ratio, or 0.1 ln s + 1."""
+    theta = default_inv_freq(dim, base) / yarn_divisors(dim, base, original, factor, beta_fast, beta_slow, truncate)
+    if attention_factor is None and mscale and mscale_all_dim:
+        attention_factor = yarn_attention_factor(factor, mscale) / yarn_attention_factor(factor, mscale_all_dim)
+    return theta, yarn_attention_factor(factor) if attention_factor is None else float(attention_factor)
+
+
+def longrope(
+    dim: int, base: float, original: int, factor: float, seq_len: int | None = None
+) -> tuple[torch.Tensor, float]:
+    """Short divisors 1 up to L, YaRN's by-parts divisors beyond; no temperature."""
     theta = default_inv_freq(dim, base)
-    return theta * (1 - ramp) + theta / factor * ramp, yarn_attention_factor(factor)
+    if seq_len is not None and seq_len <= original:
+        return theta, 1.0
+    return theta / yarn_divisors(dim, base, original, factor), 1.0
 
 
 def llama3(
@@ -88,7 +124,7 @@ def scaled_inv_freq(
     method: str, dim: int, base: float, original: int, factor: float, **options
 ) -> tuple[torch.Tensor, float]:
     """Dispatch by method name (the names that land on disk, plus ``ntk``)."""
-    functions = {"linear": linear, "ntk": ntk, "dynamic": dynamic, "yarn": yarn, "llama3": llama3}
+    functions = {"linear": linear, "ntk": ntk, "dynamic": dynamic, "yarn": yarn, "llama3": llama3, "longrope": longrope}
     if method not in functions:
         raise ValueError(f"unknown RoPE method {method!r}; expected one of {', '.join(ROPE_METHODS)}")
     return functions[method](dim, base, original, factor, **options)

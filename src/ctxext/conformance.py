@@ -1,0 +1,164 @@
+"""Runtime conformance: each method's written output, in each format, scored on the same tokens in every
+runtime that reads that format (transformers and vLLM read folders, llama.cpp reads GGUF).
+
+The reference is transformers on the written folder. A method conforms when every runtime's perplexity on
+the scored tokens is finite and close to the reference; GGUF tensors may be quantized, so llama.cpp is
+compared with a looser tolerance than vLLM, which reads the same float32 folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import CtxextError
+from .runtimes import RUNTIMES, score_external
+
+log = logging.getLogger(__name__)
+
+
+def score_transformers(folder: Path, tokens: list[int], score_from: int) -> dict:
+    """Summed NLL of targets ``score_from..`` with plain transformers (float32, sdpa), loss in row chunks."""
+    import time
+
+    from transformers import AutoModelForCausalLM
+
+    from .eval.ppl import Window, window_nll
+
+    started = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="sdpa")
+    ids = torch.tensor(tokens)
+    nll = window_nll(model.eval(), ids, Window(start=0, end=len(tokens) - 1, score_from=score_from))
+    total = float(nll.sum())
+    finite = bool(torch.isfinite(nll).all())
+    return {
+        "nll": total if finite else None,
+        "count": len(nll),
+        "finite": finite,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _row(method: str, runtime: str, written: Path, result: dict) -> dict:
+    row = {"method": method, "runtime": runtime, "file": written.name, **result}
+    if result.get("nll") is not None and result.get("count"):
+        row["ppl"] = math.exp(result["nll"] / result["count"])
+    return row
+
+
+def _write(source: Path, out: Path, to: int, method: str, fmt: str = "same") -> str | None:
+    from . import api
+
+    try:
+        api.extend(source, out, to, method, fmt=fmt)
+    except CtxextError as exc:
+        return f"refused: {exc}"
+    return None
+
+
+def conform(
+    model: str | Path,
+    to: int,
+    methods: list[str],
+    tokens: list[int],
+    score_from: int,
+    runtimes: list[str] | None = None,
+    workdir: str | Path | None = None,
+    kv_cache_gib: int = 4,
+) -> list[dict]:
+    """Rows of {method, runtime, file, ppl, nll, count, finite, seconds, vs_transformers | error}."""
+    from . import api
+
+    runtimes = runtimes or list(RUNTIMES)
+    unknown = [name for name in runtimes if name not in RUNTIMES]
+    if unknown:
+        raise CtxextError(f"unknown runtime {unknown[0]!r}; choose from {', '.join(RUNTIMES)}")
+    if not 0 < score_from < len(tokens):
+        raise CtxextError(f"the first scored token ({score_from}) must lie inside the {len(tokens)} tokens")
+    model = Path(model)
+    kind = api.input_kind(model)
+    if kind not in ("rope", "gguf"):
+        raise CtxextError("conformance runs on RoPE decoders (a model folder or a .gguf file)")
+    temp = tempfile.TemporaryDirectory(prefix="ctxext-conform-") if workdir is None else None
+    work = Path(temp.name if temp else workdir)
+    try:
+        folder_source = model
+        if kind == "gguf" and any(RUNTIMES[r].reads == "folder" for r in runtimes):
+            from .formats.gguf_to_hf import gguf_to_hf_folder
+
+            folder_source = work / "source"
+            if not folder_source.exists():
+                folder_source.mkdir()
+                gguf_to_hf_folder(model, folder_source)
+        rows = []
+        for method in methods:
+            rows += _conform_method(
+                model, kind, folder_source, work, to, method, tokens, score_from, runtimes, kv_cache_gib
+            )
+        return rows
+    finally:
+        if temp:
+            temp.cleanup()
+
+
+def _conform_method(model, kind, folder_source, work, to, method, tokens, score_from, runtimes, kv_cache_gib):
+    outputs = {}
+    if any(RUNTIMES[r].reads == "folder" for r in runtimes):
+        outputs["folder"] = (work / method, _write(folder_source, work / method, to, method))
+    if kind == "gguf" and any(RUNTIMES[r].reads == "gguf" for r in runtimes):
+        outputs["gguf"] = (work / f"{method}.gguf", _write(model, work / f"{method}.gguf", to, method))
+    rows = []
+    for runtime in runtimes:
+        reads = RUNTIMES[runtime].reads
+        if reads not in outputs:
+            continue
+        written, refused = outputs[reads]
+        if refused:
+            rows.append(_row(method, runtime, written, {"error": refused}))
+            continue
+        log.info("scoring %s in %s", written.name, runtime)
+        if runtime == "transformers":
+            result = score_transformers(written, tokens, score_from)
+        else:
+            result = score_external(runtime, written, tokens, score_from, kv_cache_gib=kv_cache_gib)
+        rows.append(_row(method, runtime, written, result))
+    reference = next((r.get("ppl") for r in rows if r["runtime"] == "transformers"), None)
+    for row in rows:
+        if reference and row.get("ppl"):
+            row["vs_transformers"] = row["ppl"] / reference - 1
+    return rows
+
+
+def tokens_from_text(model: str | Path, data: list[str], count: int) -> list[int]:
+    """The first ``count`` token ids of the texts, with the model's own tokenizer (a folder's, or a GGUF's)."""
+    from transformers import AutoTokenizer
+
+    from . import api
+    from .eval.ppl import read_corpus
+
+    model = Path(model)
+    where, extra = (
+        (str(model.parent), {"gguf_file": model.name}) if api.input_kind(model) == "gguf" else (str(model), {})
+    )
+    tokenizer = AutoTokenizer.from_pretrained(where, **extra)
+    ids = tokenizer(read_corpus(data), add_special_tokens=False)["input_ids"]
+    if len(ids) < count:
+        raise CtxextError(f"the texts hold {len(ids)} tokens; {count} are needed")
+    return ids[:count]
+
+
+def conformance_table(rows: list[dict]) -> str:
+    lines = ["| method | runtime | file | perplexity | vs transformers | seconds |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        if "error" in row:
+            cells = [row["method"], row["runtime"], row["file"], row["error"][:120], "-", "-"]
+        else:
+            ppl = f"{row['ppl']:.4f}" if row.get("ppl") else "NaN"
+            diff = f"{100 * row['vs_transformers']:+.2f}%" if "vs_transformers" in row else "-"
+            cells = [row["method"], row["runtime"], row["file"], ppl, diff, f"{row.get('seconds', 0):.0f}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The runtimes that read what ctxext writes, and how to reach the ones that live in environments of their own.
+
+vLLM pins other library versions than ctxext, and llama-cpp-python is compiled from source, so each runs in
+its own virtual environment (``scripts/setup-runtimes.sh`` creates ``.venv-vllm`` and ``.venv-llamacpp``);
+ctxext talks to them through small standalone scripts and JSON. ``CTXEXT_VLLM_PYTHON`` /
+``CTXEXT_LLAMACPP_PYTHON`` point at another environment's python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CtxextError
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    reads: str  # "folder" or "gguf"
+    script: str | None  # standalone scorer run in the runtime's own environment; None: in this process
+    venv: str | None = None
+    env_var: str | None = None
+
+
+RUNTIMES = {
+    "transformers": Runtime("transformers", "folder", None),
+    "vllm": Runtime("vllm", "folder", "score_vllm.py", ".venv-vllm", "CTXEXT_VLLM_PYTHON"),
+    "llama.cpp": Runtime("llama.cpp", "gguf", "score_llamacpp.py", ".venv-llamacpp", "CTXEXT_LLAMACPP_PYTHON"),
+}
+
+
+def runtime_python(runtime: Runtime) -> Path | None:
+    """The python of the runtime's environment: the environment variable, else its venv in the working
+    folder or beside the ctxext source tree."""
+    if runtime.script is None:
+        return Path(sys.executable)
+    given = os.environ.get(runtime.env_var or "")
+    if given:
+        return Path(given)
+    for root in (Path.cwd(), *HERE.parents):
+        candidate = root / runtime.venv / "bin" / "python"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def available(name: str) -> bool:
+    return runtime_python(RUNTIMES[name]) is not None
+
+
+def score_external(name: str, model: Path, tokens: list[int], score_from: int, timeout: float = 3600, **extra) -> dict:
+    """Run the runtime's scorer on ``tokens``; {"nll", "count", "finite", "seconds"} or {"error"}."""
+    runtime = RUNTIMES[name]
+    python = runtime_python(runtime)
+    if python is None:
+        raise CtxextError(
+            f"{name} is not installed for ctxext: run scripts/setup-runtimes.sh, or set {runtime.env_var}"
+        )
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({"model": str(model), "tokens": tokens, "score_from": score_from, **extra}, handle)
+    try:
+        done = subprocess.run(
+            [str(python), str(HERE / runtime.script), handle.name],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"{name} did not finish in {timeout:.0f} s"}
+    finally:
+        os.unlink(handle.name)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"{name} exited with {done.returncode}: {tail[:300]}"}
+    return json.loads(lines[-1])

@@ -1,0 +1,53 @@
+"""Score tokens with vLLM: ``python score_vllm.py REQUEST.json`` in an environment that has vLLM.
+
+Standalone on purpose (no ctxext import): it runs in vLLM's own environment, whose library versions differ
+from ctxext's. The request names a model folder, the token ids, and the first target position to score;
+the last line printed is a JSON object with the summed negative log-likelihood of the scored targets.
+"""
+
+import json
+import math
+import os
+import sys
+import time
+
+
+def main() -> None:
+    request = json.loads(open(sys.argv[1], encoding="utf-8").read())
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(request.get("kv_cache_gib", 4)))
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    tokens, first = request["tokens"], request["score_from"]
+    started = time.perf_counter()
+    try:
+        llm = LLM(
+            model=request["model"],
+            dtype=request.get("dtype", "float32"),
+            max_model_len=len(tokens),
+            max_num_seqs=1,
+            enforce_eager=True,
+            skip_tokenizer_init=True,
+            seed=0,
+        )
+    except Exception as exc:  # vLLM refuses the config: that is a result, not a crash
+        print(json.dumps({"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"}))
+        return
+    params = SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
+    output = llm.generate([TokensPrompt(prompt_token_ids=tokens)], params, use_tqdm=False)[0]
+    logprobs = [output.prompt_logprobs[i][tokens[i]].logprob for i in range(first, len(tokens))]
+    nll = -sum(logprobs)
+    print(
+        json.dumps(
+            {
+                "nll": nll if math.isfinite(nll) else None,
+                "count": len(logprobs),
+                "finite": all(math.isfinite(v) for v in logprobs),
+                "seconds": time.perf_counter() - started,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
