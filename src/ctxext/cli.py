@@ -174,9 +174,13 @@ def build_parser() -> Parser:
     )
     conform.add_argument("model", help="RoPE model folder or .gguf file")
     conform.add_argument("--to", type=int, required=True, help="target length the outputs are written for")
-    conform.add_argument("--methods", default="yarn", help="comma-separated RoPE methods (default: yarn)")
+    conform.add_argument(
+        "--methods",
+        default="none,yarn",
+        help="comma-separated RoPE methods; none: the model unchanged (default: none,yarn)",
+    )
     conform.add_argument("--data", nargs="+", required=True, help="text files or folders to take the tokens from")
-    conform.add_argument("--tokens", type=int, help="tokens in the scored window (default: --to)")
+    conform.add_argument("--tokens", type=int, help="tokens in the scored window (default: --to - 1)")
     conform.add_argument("--score-from", type=int, help="first scored target position (default: half the window)")
     conform.add_argument("--runtimes", help="comma-separated: transformers, vllm, llama.cpp (default: all)")
     conform.add_argument("--keep", help="write the outputs into this folder and keep them (default: a temporary one)")
@@ -335,7 +339,7 @@ def cmd_conform(args) -> None:
     check_output(Path(args.output), args.overwrite)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     runtimes = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
-    count = args.tokens or args.to
+    count = args.tokens or args.to - 1  # vLLM counts the one generated token against the window
     tokens = tokens_from_text(args.model, args.data, count)
     score_from = args.score_from if args.score_from is not None else count // 2
     rows = conform(args.model, args.to, methods, tokens, score_from, runtimes, args.keep)

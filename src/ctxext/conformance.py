@@ -85,6 +85,7 @@ def conform(
         raise CtxextError("conformance runs on RoPE decoders (a model folder or a .gguf file)")
     temp = tempfile.TemporaryDirectory(prefix="ctxext-conform-") if workdir is None else None
     work = Path(temp.name if temp else workdir)
+    work.mkdir(parents=True, exist_ok=True)
     try:
         folder_source = model
         if kind == "gguf" and any(RUNTIMES[r].reads == "folder" for r in runtimes):
@@ -106,11 +107,16 @@ def conform(
 
 
 def _conform_method(model, kind, folder_source, work, to, method, tokens, score_from, runtimes, kv_cache_gib):
+    """``none`` scores the unchanged model: the gap between runtimes that no scaling explains (quantization)."""
     outputs = {}
     if any(RUNTIMES[r].reads == "folder" for r in runtimes):
-        outputs["folder"] = (work / method, _write(folder_source, work / method, to, method))
+        target = work / method
+        outputs["folder"] = (
+            (folder_source, None) if method == "none" else (target, _write(folder_source, target, to, method))
+        )
     if kind == "gguf" and any(RUNTIMES[r].reads == "gguf" for r in runtimes):
-        outputs["gguf"] = (work / f"{method}.gguf", _write(model, work / f"{method}.gguf", to, method))
+        target = work / f"{method}.gguf"
+        outputs["gguf"] = (model, None) if method == "none" else (target, _write(model, target, to, method))
     rows = []
     for runtime in runtimes:
         reads = RUNTIMES[runtime].reads

@@ -45,9 +45,9 @@ def transformers_readback(folder: Path, plan: RopePlan) -> dict:
     layer_type = plan.facts.layer_type
     inv_freq = getattr(rotary, f"{layer_type}_inv_freq") if layer_type else rotary.inv_freq
     attention = getattr(rotary, f"{layer_type}_attention_scaling" if layer_type else "attention_scaling")
-    if plan.method == "dynamic":  # the module holds L's frequencies until a longer input arrives
+    if plan.method in ("dynamic", "longrope"):  # the module holds L's frequencies until a longer input arrives
         layer = {"layer_type": layer_type} if layer_type else {}
-        inv_freq, attention = ROPE_INIT_FUNCTIONS["dynamic"](text_config, None, seq_len=plan.target, **layer)
+        inv_freq, attention = ROPE_INIT_FUNCTIONS[plan.method](text_config, None, seq_len=plan.target, **layer)
     ours, our_attention = plan.inv_freq(plan.target)
     error = ((inv_freq.double() - ours).abs() / ours).max().item()
     return {"max_relative_error": error, "attention_factor": float(attention), "ours": our_attention}

@@ -79,7 +79,7 @@ def score_external(name: str, model: Path, tokens: list[int], score_from: int, t
     finally:
         os.unlink(handle.name)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
+    if not lines:  # a result printed before a crash at shutdown (vLLM's worker teardown) still counts
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": f"{name} exited with {done.returncode}: {tail[:300]}"}
-    return json.loads(lines[-1])
+    return {**json.loads(lines[-1]), "exit_code": done.returncode}

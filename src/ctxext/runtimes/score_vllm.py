@@ -24,7 +24,7 @@ def main() -> None:
         llm = LLM(
             model=request["model"],
             dtype=request.get("dtype", "float32"),
-            max_model_len=len(tokens),
+            max_model_len=request.get("max_model_len"),  # None: what vLLM derives from the config, as users get
             max_num_seqs=1,
             enforce_eager=True,
             skip_tokenizer_init=True,
@@ -37,16 +37,14 @@ def main() -> None:
     output = llm.generate([TokensPrompt(prompt_token_ids=tokens)], params, use_tqdm=False)[0]
     logprobs = [output.prompt_logprobs[i][tokens[i]].logprob for i in range(first, len(tokens))]
     nll = -sum(logprobs)
-    print(
-        json.dumps(
-            {
-                "nll": nll if math.isfinite(nll) else None,
-                "count": len(logprobs),
-                "finite": all(math.isfinite(v) for v in logprobs),
-                "seconds": time.perf_counter() - started,
-            }
-        )
-    )
+    result = {
+        "nll": nll if math.isfinite(nll) else None,
+        "count": len(logprobs),
+        "finite": all(math.isfinite(v) for v in logprobs),
+        "seconds": time.perf_counter() - started,
+        "max_model_len": llm.llm_engine.model_config.max_model_len,
+    }
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""What ctxext writes, scored on the same tokens in the runtimes users serve it with: transformers, vLLM (CPU
+build) and llama.cpp (llama-cpp-python), each in its own environment (scripts/setup-runtimes.sh).
+
+The model is a float32 cut of the real SmolLM2-135M (two layers, context 256), extended to 512. The runtime
+agrees when its perplexity is within 0.05% of transformers on the written folder; every method is also at
+least 0.2% from every other, so a runtime that read the file as another method would fail.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import small_real_gguf
+from ctxext import api
+from ctxext.conformance import conform, score_transformers, tokens_from_text
+from ctxext.runtimes import RUNTIMES, available, score_external
+
+AGREE = 5e-4
+APART = 2e-3
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "emma.txt"
+
+
+def _need(runtime: str) -> None:
+    if not available(runtime):
+        message = f"{runtime} is not installed (scripts/setup-runtimes.sh)"
+        if os.environ.get("CTXEXT_REQUIRE_RUNTIMES"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    import assets
+
+    try:
+        source = assets.smollm2_gguf()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    root = tmp_path_factory.mktemp("runtimes")
+    gguf = small_real_gguf.write_small_gguf(source, root / "small.gguf", alignment=64)
+    return {"gguf": gguf, "root": root, "tokens": tokens_from_text(gguf, [str(CORPUS)], 511)}
+
+
+def _by_method(rows, runtime):
+    return {row["method"]: row for row in rows if row["runtime"] == runtime}
+
+
+def _assert_conforms(rows, runtime, methods):
+    reference, runtime_rows = _by_method(rows, "transformers"), _by_method(rows, runtime)
+    for method in methods:
+        got = runtime_rows[method]
+        assert got.get("finite") and "error" not in got, got
+        assert abs(got["vs_transformers"]) < AGREE, (method, got)
+        for other in methods:
+            if other != method:  # the tolerance tells methods apart
+                assert abs(got["ppl"] / reference[other]["ppl"] - 1) > APART, (method, other)
+
+
+def test_llama_cpp_computes_what_transformers_computes_for_every_gguf_method(small):
+    _need("llama.cpp")
+    methods = ["none", "yarn", "linear", "ntk", "llama3", "longrope"]
+    rows = conform(
+        small["gguf"],
+        512,
+        [*methods, "dynamic"],
+        small["tokens"],
+        256,
+        ["transformers", "llama.cpp"],
+        small["root"] / "llamacpp",
+    )
+    _assert_conforms(rows, "llama.cpp", methods)
+    dynamic = _by_method(rows, "llama.cpp")["dynamic"]
+    assert dynamic["error"].startswith("refused: llama.cpp has no dynamic NTK scaling")
+
+
+def test_an_aligned_64_gguf_stays_aligned_and_loads_in_llama_cpp(small, tmp_path):
+    import gguf
+
+    _need("llama.cpp")
+    out = tmp_path / "yarn.gguf"
+    api.extend(small["gguf"], out, 512, "yarn")
+    reader = gguf.GGUFReader(str(out))
+    assert reader.fields["general.alignment"].contents() == 64
+    assert reader.data_offset % 64 == 0
+    assert all((t.data_offset - reader.data_offset) % 64 == 0 for t in reader.tensors)
+    result = score_external("llama.cpp", out, small["tokens"], 256)
+    assert result.get("finite") and result["count"] == 255, result
+
+
+def test_vllm_computes_what_transformers_computes_and_dynamic_is_caught(small):
+    _need("vllm")
+    rows = conform(
+        small["gguf"],
+        512,
+        ["yarn", "llama3", "longrope", "dynamic"],
+        small["tokens"],
+        256,
+        ["transformers", "vllm"],
+        small["root"] / "vllm",
+    )
+    _assert_conforms(rows, "vllm", ["yarn", "llama3", "longrope"])
+    dynamic = _by_method(rows, "vllm")["dynamic"]  # vLLM: unscaled table of 256 positions
+    assert "error" in dynamic or not dynamic.get("finite") or abs(dynamic["vs_transformers"]) > APART, dynamic
+
+
+def test_longrope_inside_the_window_is_exact_in_transformers_but_not_in_vllm(small):
+    """The runtime note for longrope: vLLM uses the long divisors at every length once max_model_len > L."""
+    _need("vllm")
+    folder = small["root"] / "vllm" / "longrope"
+    if not folder.exists():
+        pytest.skip("needs the folder written by the vLLM conformance test")
+    short = small["tokens"][:200]
+    exact = score_transformers(small["root"] / "vllm" / "source", short, 100)
+    ours = score_transformers(folder, short, 100)
+    served = score_external("vllm", folder, short, 100)
+    assert ours["nll"] == pytest.approx(exact["nll"], rel=1e-6)
+    assert served["max_model_len"] == 512 and abs(served["nll"] / exact["nll"] - 1) > 1e-3
+
+
+def test_every_runtime_named_in_a_spec_is_one_ctxext_can_score():
+    from ctxext.rope_methods import ROPE_REGISTRY
+
+    for spec in ROPE_REGISTRY.values():
+        assert set(spec.runtimes) == set(RUNTIMES), spec.name
