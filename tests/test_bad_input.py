@@ -1,8 +1,10 @@
 """Every bad input ends in one line on stderr, exit code 2, no traceback, and nothing left behind."""
 
 import json
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -42,12 +44,46 @@ def models(tmp_path_factory):
             {"model_type": "llama", "max_position_embeddings": 2048, "hidden_size": 64, "num_attention_heads": 4}
         )
     )
+    _more_bad_models(root)
     a_file = root / "a-file.txt"
     a_file.write_text("not a folder")
     existing = root / "existing"
     existing.mkdir()
     (existing / "keep.txt").write_text("mine")
     return root
+
+
+def _more_bad_models(root: Path) -> None:
+    import torch
+
+    import tiny_decoders
+
+    binary = tiny.save("bert", root / "binary-config")
+    (binary / "config.json").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    pickled = tiny.save("bert", root / "pickle-bin")
+    (pickled / "model.safetensors").unlink()
+    torch.save({"run": subprocess.Popen}, pickled / "pytorch_model.bin")  # a reference to code, not tensors
+    tiny_decoders.save_decoder("llama", root / "tiny-llama")
+    remote = tiny.save("bert", root / "remote-code")
+    config = json.loads((remote / "config.json").read_text())
+    (remote / "config.json").write_text(
+        json.dumps({**config, "model_type": "my_bert", "auto_map": {"AutoModel": "modeling_my.MyModel"}})
+    )
+    wide = tiny.save("bert", root / "width-mismatch")
+    config = json.loads((wide / "config.json").read_text())
+    (wide / "config.json").write_text(json.dumps({**config, "hidden_size": config["hidden_size"] * 2}))
+    rope = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4}
+    for name, extra in {
+        "zero-context": {"max_position_embeddings": 0},
+        "string-theta": {"max_position_embeddings": 2048, "rope_theta": "10000"},
+    }.items():
+        (root / name).mkdir()
+        (root / name / "config.json").write_text(json.dumps({**rope, **extra}))
+    (root / "results-broken.json").write_text("{ nope")
+    (root / "results-other.json").write_text(json.dumps([1, 2, 3]))
+    (root / "existing.json").write_text("{}")
+    (root / "existing.png").write_bytes(b"png")
+    (root / "nemo-flow.yaml").write_text("{model: {max_position_embeddings: [}\n")
 
 
 CASES = {
@@ -121,6 +157,68 @@ CASES = {
         "cannot read texts",
     ),
 }
+
+EVAL = [
+    "eval",
+    "{root}/tiny-llama",
+    "--task",
+    "ppl",
+    "--lengths",
+    "64",
+    "--data",
+    "{root}/a-file.txt",
+    "-o",
+    "{out}.json",
+]
+MORE_CASES = {
+    "binary config.json": (["extend", "{root}/binary-config", "--to", "128", "-o", "{out}"], "not utf-8"),
+    "pickle .bin that is not tensors": (["extend", "{root}/pickle-bin", "--to", "128", "-o", "{out}"], "only tensors"),
+    "config that needs remote code": (["extend", "{root}/remote-code", "--to", "128", "-o", "{out}"], "own python"),
+    "table width not the config's": (["extend", "{root}/width-mismatch", "--to", "128", "-o", "{out}"], "wide"),
+    "encoder target beyond memory": (["extend", "{root}/bert", "--to", str(10**9), "-o", "{out}"], "gib"),
+    "max_position_embeddings 0": (["extend", "{root}/zero-context", "--to", "128", "-o", "{out}"], "positive"),
+    "rope_theta as a string": (["extend", "{root}/string-theta", "--to", "4096", "-o", "{out}"], "rope_theta"),
+    "negative --original": (["extend", "{root}/llama", "--to", "4096", "--original=-5", "-o", "{out}"], "positive"),
+    "output inside the input": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/bert/out"], "inside"),
+    "dtype on a folder": (["extend", "{root}/llama", "--to", "4096", "--dtype", "bfloat16", "-o", "{out}"], "dtype"),
+    "dynamic written to a gguf is refused in plan": (
+        ["extend", "{root}/llama", "--to", "4096", "--format", "gguf", "-o", "{out}.gguf"],
+        "invalid choice",
+    ),
+    "near-miss rope method": (["extend", "{root}/llama", "--to", "4096", "--method", "yarm", "-o", "{out}"], "yarn"),
+    "train --to 0": (["train", "{root}/llama", "--to", "0", "--data", "{root}/a-file.txt", "-o", "{out}"], "positive"),
+    "train --max-steps 0": (
+        ["train", "{root}/llama", "--to", "64", "--max-steps", "0", "--data", "{root}/a-file.txt", "-o", "{out}"],
+        "positive",
+    ),
+    "train on an encoder": (
+        ["train", "{root}/bert", "--to", "128", "--data", "{root}/a-file.txt", "-o", "{out}"],
+        "rope decoders",
+    ),
+    "eval --trials 0": ([*EVAL[:3], "passkey", *EVAL[4:], "--trials", "0"], "positive"),
+    "eval --trials -1": ([*EVAL[:3], "passkey", *EVAL[4:], "--trials=-1"], "positive"),
+    "eval --depths 1.5": ([*EVAL[:3], "passkey", *EVAL[4:], "--depths", "1.5"], "between 0 and 1"),
+    "eval --stride 0": ([*EVAL, "--stride", "0"], "positive"),
+    "eval --lengths 0": ([*EVAL[:5], "0", *EVAL[6:]], "positive"),
+    "eval output exists": ([*EVAL[:-1], "{root}/existing.json"], "already exists"),
+    "eval plot exists": ([*EVAL, "--plot", "{root}/existing.png"], "already exists"),
+    "eval data path that does not exist": (
+        [*EVAL[:7], "{root}/books/ch1.txt", *EVAL[8:]],
+        "no such file",
+    ),
+    "plot of malformed json": (["plot", "{root}/results-broken.json", "-o", "{out}.png"], "cannot read results"),
+    "plot of json that is not results": (["plot", "{root}/results-other.json", "-o", "{out}.png"], "not a ctxext"),
+    "plot output exists": (["plot", "{root}/results-broken.json", "-o", "{root}/existing.png"], "already exists"),
+    "conform with an unknown runtime": (
+        ["conform", "{root}/llama", "--to", "4096", "--data", "{root}/a-file.txt", "--runtimes", "tgi", "-o", "{out}"],
+        "unknown runtime",
+    ),
+    "yaml in flow style that does not parse": (
+        ["extend", "{root}/nemo-flow.yaml", "--to", "4096", "-o", "{out}.yaml"],
+        "not valid yaml",
+    ),
+}
+CASES.update(MORE_CASES)
 
 
 def fill(argv, root, out):
@@ -196,3 +294,26 @@ def test_existing_output_is_replaced_only_with_overwrite(models, tmp_path):
     assert run(main, ["extend", str(models / "bert"), "--to", "128", "-o", str(out), "--no-check", "--overwrite"]) == 0
     assert not (out / "old.txt").exists() and (out / "model.safetensors").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_bad_inputs_in_a_real_process_print_one_line(models, tmp_path):
+    """The issue's cases through the installed console script: one stderr line, exit 2, nothing written."""
+    ctxext = Path(sys.executable).with_name("ctxext")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def one(item):
+        name, (argv, fragment) = item
+        out = tmp_path / name.replace(" ", "-")
+        done = subprocess.run(
+            [str(ctxext), *fill(argv, models, out)], capture_output=True, text=True, env=env, timeout=300
+        )
+        return name, out, done, fragment
+
+    before = listing(models)
+    with ThreadPoolExecutor(2) as pool:
+        for name, out, done, fragment in pool.map(one, MORE_CASES.items()):
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            assert done.returncode == 2 and len(lines) == 1, (name, done.stderr[-2000:])
+            assert fragment.lower() in lines[0].lower(), (name, lines[0])
+            assert not out.exists(), name
+    assert listing(models) == before

@@ -14,7 +14,7 @@ from ctxext.errors import CtxextError
 from ctxext.formats.hf_folder import open_model_folder
 from ctxext.rope_surgery import apply_rope_in_memory, plan_rope, rotary_modules
 
-METHODS = ["linear", "ntk", "dynamic", "yarn", "llama3"]
+METHODS = ["linear", "ntk", "dynamic", "yarn", "llama3", "longrope"]
 TARGET = 160
 
 

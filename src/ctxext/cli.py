@@ -23,6 +23,26 @@ class Parser(argparse.ArgumentParser):
         raise CtxextError(message)
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, not {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, not {value}")
+    return value
+
+
 def quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import transformers
@@ -87,7 +107,7 @@ def add_table_options(parser: argparse.ArgumentParser) -> None:
     rope = parser.add_argument_group("rotary positions (decoders)")
     rope.add_argument(
         "--original",
-        type=int,
+        type=positive_int,
         metavar="L",
         help="the context the model was trained at, when its config does not say (default: read)",
     )
@@ -127,32 +147,39 @@ def build_parser() -> Parser:
     evaluate = verbs.add_parser("eval", help="measure a model, or methods applied in memory, across lengths")
     evaluate.add_argument("model", help="model folder or .gguf file")
     evaluate.add_argument("--task", required=True, help="ppl, passkey (decoders), retrieval (encoders), drift")
-    evaluate.add_argument("--lengths", type=int, nargs="+", required=True, help="context lengths in tokens")
+    evaluate.add_argument("--lengths", type=positive_int, nargs="+", required=True, help="context lengths in tokens")
     evaluate.add_argument("--data", nargs="+", help="text files or folders (ppl, drift, retrieval's chapters)")
     evaluate.add_argument(
         "--methods",
         help="comma-separated: native / none, truncate, chunk, or extension methods "
         "applied in memory (cubic, cubic+keep, yarn, linear, ...)",
     )
-    evaluate.add_argument("--to", type=int, help="target length the methods extend to (default: the longest length)")
-    evaluate.add_argument("--stride", type=int, help="ppl: tokens scored per window (default: the shortest length)")
-    evaluate.add_argument("--max-tokens", type=int, help="ppl, drift: use only the first N tokens of --data")
-    evaluate.add_argument("--depths", type=float, nargs="+", help="passkey: depths of the key (default 0.1 0.5 0.9)")
-    evaluate.add_argument("--trials", type=int, default=2, help="passkey: trials per cell")
+    evaluate.add_argument(
+        "--to", type=positive_int, help="target length the methods extend to (default: the longest length)"
+    )
+    evaluate.add_argument(
+        "--stride", type=positive_int, help="ppl: tokens scored per window (default: the shortest length)"
+    )
+    evaluate.add_argument("--max-tokens", type=positive_int, help="ppl, drift: use only the first N tokens of --data")
+    evaluate.add_argument("--depths", type=fraction, nargs="+", help="passkey: depths of the key (default 0.1 0.5 0.9)")
+    evaluate.add_argument("--trials", type=positive_int, default=2, help="passkey: trials per cell")
     evaluate.add_argument("--retrieval-tasks", help="retrieval: comma-separated passkey, needle, chapters")
     evaluate.add_argument("--jsonl", help="retrieval: your own documents and queries, one JSON object per line")
     evaluate.add_argument("-o", "--output", required=True, help="results JSON to write")
     evaluate.add_argument("--plot", help="also write this PNG")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace existing results and plot files")
 
     training = verbs.add_parser("train", help="continue training a decoder on text packed at the new length")
     training.add_argument("model", help="model folder (usually one written by ctxext extend)")
-    training.add_argument("--to", type=int, required=True, help="sequence length to train at")
+    training.add_argument("--to", type=positive_int, required=True, help="sequence length to train at")
     training.add_argument("--data", nargs="+", required=True, help="text files or folders")
     training.add_argument("--method", default="linear", help="RoPE scaling applied first if the model is shorter")
-    training.add_argument("--max-steps", type=int, default=200, help="optimizer steps (the PI paper: 200-1000)")
+    training.add_argument(
+        "--max-steps", type=positive_int, default=200, help="optimizer steps (the PI paper: 200-1000)"
+    )
     training.add_argument("--learning-rate", type=float, default=2e-5)
-    training.add_argument("--batch-size", type=int, default=1)
-    training.add_argument("--accumulation", type=int, default=1, help="gradient accumulation steps")
+    training.add_argument("--batch-size", type=positive_int, default=1)
+    training.add_argument("--accumulation", type=positive_int, default=1, help="gradient accumulation steps")
     training.add_argument(
         "--lora",
         action="store_true",
@@ -164,7 +191,7 @@ def build_parser() -> Parser:
         action="store_true",
         help="train with xPos decay (Llama family); only ctxext loads the result correctly",
     )
-    training.add_argument("--save-steps", type=int, help="checkpoint every N steps (beside the output)")
+    training.add_argument("--save-steps", type=positive_int, help="checkpoint every N steps (beside the output)")
     training.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     training.add_argument("-o", "--output", required=True, help="output folder")
     training.add_argument("--overwrite", action="store_true")
@@ -173,15 +200,17 @@ def build_parser() -> Parser:
         "conform", help="write each method's output and score it on the same tokens in every runtime that reads it"
     )
     conform.add_argument("model", help="RoPE model folder or .gguf file")
-    conform.add_argument("--to", type=int, required=True, help="target length the outputs are written for")
+    conform.add_argument("--to", type=positive_int, required=True, help="target length the outputs are written for")
     conform.add_argument(
         "--methods",
         default="none,yarn",
         help="comma-separated RoPE methods; none: the model unchanged (default: none,yarn)",
     )
     conform.add_argument("--data", nargs="+", required=True, help="text files or folders to take the tokens from")
-    conform.add_argument("--tokens", type=int, help="tokens in the scored window (default: --to - 1)")
-    conform.add_argument("--score-from", type=int, help="first scored target position (default: half the window)")
+    conform.add_argument("--tokens", type=positive_int, help="tokens in the scored window (default: --to - 1)")
+    conform.add_argument(
+        "--score-from", type=positive_int, help="first scored target position (default: half the window)"
+    )
     conform.add_argument("--runtimes", help="comma-separated: transformers, vllm, llama.cpp (default: all)")
     conform.add_argument("--keep", help="write the outputs into this folder and keep them (default: a temporary one)")
     conform.add_argument("-o", "--output", required=True, help="results JSON to write")
@@ -190,6 +219,7 @@ def build_parser() -> Parser:
     plot = verbs.add_parser("plot", help="draw a PNG from a results JSON")
     plot.add_argument("results", help="results JSON written by ctxext eval")
     plot.add_argument("-o", "--output", required=True, help="PNG to write")
+    plot.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
     return parser
 
 
@@ -276,10 +306,14 @@ def cmd_extend(args) -> None:
 
 def cmd_eval(args) -> None:
     import json
+    from pathlib import Path
 
     from .eval.run import evaluate, write_results
+    from .formats.staging import check_output
     from .report import markdown, plot
 
+    for output in filter(None, (args.output, args.plot)):
+        check_output(Path(output), args.overwrite)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     subtasks = [t.strip() for t in args.retrieval_tasks.split(",")] if args.retrieval_tasks else None
     results = evaluate(
@@ -333,12 +367,12 @@ def cmd_conform(args) -> None:
     import json
     from pathlib import Path
 
-    from .conformance import conform, conformance_table, tokens_from_text
+    from .conformance import check_runtimes, conform, conformance_table, tokens_from_text
     from .formats.staging import check_output
 
     check_output(Path(args.output), args.overwrite)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    runtimes = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
+    runtimes = check_runtimes([r.strip() for r in args.runtimes.split(",")] if args.runtimes else None)
     count = args.tokens or args.to - 1  # vLLM counts the one generated token against the window
     tokens = tokens_from_text(args.model, args.data, count)
     score_from = args.score_from if args.score_from is not None else count // 2
@@ -352,8 +386,12 @@ def cmd_conform(args) -> None:
 
 
 def cmd_plot(args) -> None:
+    from pathlib import Path
+
+    from .formats.staging import check_output
     from .report import load_results, plot
 
+    check_output(Path(args.output), args.overwrite)
     print(f"wrote {plot(load_results(args.results), args.output)}")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CtxextError
+from .errors import CtxextError, did_you_mean
 from .runtimes import RUNTIMES, score_external
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,16 @@ def score_transformers(folder: Path, tokens: list[int], score_from: int) -> dict
         "finite": finite,
         "seconds": time.perf_counter() - started,
     }
+
+
+def check_runtimes(runtimes: list[str] | None) -> list[str]:
+    runtimes = runtimes or list(RUNTIMES)
+    unknown = [name for name in runtimes if name not in RUNTIMES]
+    if unknown:
+        raise CtxextError(
+            f"unknown runtime {unknown[0]!r}{did_you_mean(unknown[0], RUNTIMES)}; choose from {', '.join(RUNTIMES)}"
+        )
+    return runtimes
 
 
 def _row(method: str, runtime: str, written: Path, result: dict) -> dict:
@@ -73,10 +83,7 @@ def conform(
     """Rows of {method, runtime, file, ppl, nll, count, finite, seconds, vs_transformers | error}."""
     from . import api
 
-    runtimes = runtimes or list(RUNTIMES)
-    unknown = [name for name in runtimes if name not in RUNTIMES]
-    if unknown:
-        raise CtxextError(f"unknown runtime {unknown[0]!r}; choose from {', '.join(RUNTIMES)}")
+    runtimes = check_runtimes(runtimes)
     if not 0 < score_from < len(tokens):
         raise CtxextError(f"the first scored token ({score_from}) must lie inside the {len(tokens)} tokens")
     model = Path(model)

@@ -43,6 +43,10 @@ def _rope_parameters(config: dict) -> dict:
     return config.get("rope_parameters") or config.get("rope_scaling") or {}
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def rope_facts(config: dict) -> RopeFacts:
     """Read a decoder's RoPE facts from a config.json dict (transformers v4 or v5 layout)."""
     params = _rope_parameters(config)
@@ -53,7 +57,9 @@ def rope_facts(config: dict) -> RopeFacts:
             raise CtxextError(f"per-layer rope parameters without a '{FULL_ATTENTION}' entry: {', '.join(nested)}")
         layer_type, params = FULL_ATTENTION, params[FULL_ATTENTION]
     heads = config.get("num_attention_heads")
-    head_dim = config.get("head_dim") or (config["hidden_size"] // heads if heads and "hidden_size" in config else None)
+    hidden = config.get("hidden_size")
+    usable = isinstance(hidden, int) and isinstance(heads, int) and heads > 0
+    head_dim = config.get("head_dim") or (hidden // heads if usable else None)
     if not head_dim:
         raise CtxextError("config has neither head_dim nor hidden_size and num_attention_heads")
     partial = (
@@ -61,8 +67,12 @@ def rope_facts(config: dict) -> RopeFacts:
     )
     base = params.get("rope_theta") or config.get("rope_theta") or config.get("rotary_emb_base") or 10000.0
     context = config.get("max_position_embeddings")
-    if not isinstance(context, int):
-        raise CtxextError("config has no max_position_embeddings")
+    if not (_is_number(context) and context == int(context) and context > 0):
+        raise CtxextError(f"config's max_position_embeddings must be a positive whole number, not {context!r}")
+    if not (_is_number(base) and base > 1):
+        raise CtxextError(f"config's rope_theta must be a number above 1, not {base!r}")
+    if not (_is_number(head_dim) and head_dim > 0 and _is_number(partial) and 0 < partial <= 1):
+        raise CtxextError(f"config's head_dim {head_dim!r} or partial rotary factor {partial!r} is not usable")
     rope_type = params.get("rope_type", params.get("type", "default"))
     existing = {k: v for k, v in params.items() if k != "rope_theta"} if rope_type not in ("default", None) else {}
     return RopeFacts(
@@ -70,7 +80,7 @@ def rope_facts(config: dict) -> RopeFacts:
         head_dim=int(head_dim),
         partial=float(partial),
         base=float(base),
-        context=context,
+        context=int(context),
         existing=existing,
         layer_type=layer_type,
         other_layer_types=tuple(k for k in nested if k != layer_type),
@@ -79,7 +89,9 @@ def rope_facts(config: dict) -> RopeFacts:
 
 def true_original(facts: RopeFacts, override: int | None = None) -> int:
     """The context the model was trained at, never a context already scaled by someone else."""
-    if override:
+    if override is not None:
+        if override <= 0:
+            raise CtxextError(f"--original must be a positive number of tokens, not {override}")
         return int(override)
     if not facts.existing:
         return facts.context

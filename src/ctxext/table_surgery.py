@@ -129,6 +129,26 @@ def _parse_target(to) -> int:
     return value
 
 
+def _check_width(config: dict, key: str, width: int) -> None:
+    """The table's width must be the one the config declares (ALBERT / ELECTRA: embedding_size)."""
+    declared = next((config[k] for k in ("embedding_size", "dim", "hidden_size", "n_embd") if k in config), None)
+    if isinstance(declared, int) and declared != width:
+        raise CtxextError(f"{key} is {width} wide but the config declares {declared}; the folder is inconsistent")
+
+
+def _check_memory(rows: int, width: int) -> None:
+    """Refuse a table that cannot be built in this machine's memory (float32, a few working copies)."""
+    import os
+
+    needed = rows * width * 4 * 4
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise CtxextError(
+            f"a table of {rows} positions x {width} needs about {needed / 2**30:.0f} GiB here, more than this "
+            f"machine's {available / 2**30:.0f} GiB"
+        )
+
+
 def _check_method(method: str) -> None:
     if method in APE_METHODS:
         return
@@ -162,6 +182,7 @@ def plan_table(
     if table.ndim != 2:
         raise CtxextError(f"{key} has shape {tuple(table.shape)}, not (positions, width)")
     rows = table.shape[0]
+    _check_width(folder.config, key, table.shape[1])
     detected = table_offset(family, folder.config)
     if offset is None:
         offset = detected
@@ -180,6 +201,7 @@ def plan_table(
     target = _parse_target(to)
     if target < positions or (target == positions and not allow_same):
         raise CtxextError(f"target {target} is not above the model's {positions} positions")
+    _check_memory(target + offset, table.shape[1])
     trained = _trained_window(folder)
     keep = _parse_keep_first(keep_first, trained, positions)
     source = _parse_window(from_window, trained, positions, "--from-window")

@@ -85,9 +85,16 @@ def train(
     out = Path(out)
     check_output(out, overwrite)
     folder = open_model_folder(model_path)
+    from .api import input_kind
+    from .xpos import XPOS_MODEL_TYPE, load_xpos_model
+
+    if input_kind(folder.root) != "rope" and folder.config.get("model_type") != XPOS_MODEL_TYPE:
+        raise CtxextError(
+            f"ctxext train continues training RoPE decoders; {folder.root} is a "
+            f"{folder.config.get('model_type', 'unknown')!r} model"
+        )
     tokenizer = AutoTokenizer.from_pretrained(str(folder.root))
     dataset = PackedText(tokenizer, read_corpus(data), int(to))
-    from .xpos import XPOS_MODEL_TYPE, load_xpos_model
 
     if folder.config.get("model_type") == XPOS_MODEL_TYPE:
         model, _ = load_xpos_model(folder.root)  # its hooks stay attached while it trains

@@ -112,9 +112,11 @@ def perplexity(
 
 
 def hub_dataset_text(name: str) -> str:
-    """The 'text' column of a Hugging Face dataset ('org/name' or 'org/name:split'), when the hub is reachable."""
-    if "/" not in name or name.startswith((".", "/")):
-        raise CtxextError(f"no such file or folder: {name}")
+    """The 'text' column of a Hugging Face dataset, named explicitly as ``hf:org/name`` or ``hf:org/name:split``
+    (any other missing path is an error, never a network request)."""
+    if not name.startswith("hf:"):
+        raise CtxextError(f"no such file or folder: {name} (a Hugging Face dataset is named hf:org/name)")
+    name = name.removeprefix("hf:")
     try:
         import datasets
     except ImportError:

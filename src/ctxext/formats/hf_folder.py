@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,6 +33,8 @@ def read_json(path: Path) -> dict:
             data = json.load(handle)
     except json.JSONDecodeError as exc:
         raise CtxextError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise CtxextError(f"{path} is not valid JSON (not UTF-8 text)") from None
     except OSError as exc:
         raise CtxextError(f"cannot read {path}: {exc.strerror}") from None
     if not isinstance(data, dict):
@@ -104,12 +107,21 @@ def load_weight_file(path: Path, keys_only: bool = False):
                 keys = list(handle.keys())
                 return keys if keys_only else {key: handle.get_tensor(key) for key in keys}
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as exc:
+        raise CtxextError(
+            f"{path} holds more than tensors, and ctxext loads only tensors: {_first_line(exc)}"
+        ) from None
     except (SafetensorError, RuntimeError, OSError, EOFError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CtxextError(f"corrupt or unreadable weights file {path}: {first_line}") from None
     if not isinstance(state, dict):
         raise CtxextError(f"{path} does not hold a state dict")
     return list(state) if keys_only else state
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def open_model_folder(path: str | os.PathLike) -> ModelFolder:
@@ -124,7 +136,18 @@ def open_model_folder(path: str | os.PathLike) -> ModelFolder:
     if not config_path.is_file():
         raise CtxextError(f"{root} is not a model folder: it has no config.json")
     config = read_json(config_path)
+    if "auto_map" in config and not _known_to_transformers(config.get("model_type")):
+        raise CtxextError(
+            f"{root} needs its own Python code (auto_map, model type {config.get('model_type')!r}); ctxext never "
+            "runs code from a model folder"
+        )
     return ModelFolder(root, transformer_dir, config)
+
+
+def _known_to_transformers(model_type) -> bool:
+    from transformers import CONFIG_MAPPING
+
+    return isinstance(model_type, str) and model_type in CONFIG_MAPPING
 
 
 def copy_tree(source: Path, target: Path, skip: set[Path]) -> None:
