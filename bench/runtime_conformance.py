@@ -4,9 +4,10 @@
         --out bench/results/smollm2_conformance_16k.json
 
 Folders (dequantized float32) are scored by transformers and vLLM, GGUFs (Q4_1 tensors, copied) by llama.cpp.
-Every row scores the same targets: the second half of a window of ``--to`` - 1 tokens of Persuasion. The
-native rows score those targets with the unscaled model from a window that starts at the first of them
-(8k of context at most), in each runtime, so "vs native" compares like with like inside one runtime.
+Every row scores the same targets: the last 8,190 of a window of ``--to`` - 1 tokens of Persuasion (vLLM
+counts one generated token against the window). The native rows score those targets with the unscaled
+model from a window of 8,191 tokens that ends with them, in each runtime, so "vs native" compares like with
+like inside one runtime.
 Runtimes come from scripts/setup-runtimes.sh.
 """
 
@@ -47,13 +48,14 @@ def main() -> None:
     parser.add_argument("--methods", default="yarn,longrope,dynamic")
     parser.add_argument("--runtimes", default="transformers,vllm,llama.cpp")
     parser.add_argument("--work", default="runs/conformance")
+    parser.add_argument("--scored", type=int, default=8190, help="targets scored at the end of the window")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     gguf = assets.smollm2_gguf()
     runtimes = args.runtimes.split(",")
     tokens = tokens_from_text(gguf, [str(CORPUS)], args.to - 1)
-    score_from = args.to // 2
+    score_from = len(tokens) - args.scored
     rows = conform(gguf, args.to, args.methods.split(","), tokens, score_from, runtimes, args.work)
     natives = native_rows(gguf, Path(args.work) / "source", tokens, score_from, runtimes)
     for row in rows:

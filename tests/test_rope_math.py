@@ -106,3 +106,39 @@ def test_partial_rotary_uses_the_rotary_dimension(method, partial):
     ours, _ = scaled_inv_freq(method, 32, 1e4, 2048, 4.0)
     assert theirs.shape == ours.shape == (16,)
     torch.testing.assert_close(ours, theirs.double(), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("dim,base,original,factor", CASES)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"truncate": False},
+        {"beta_fast": 16.0, "beta_slow": 2.0},
+        {"mscale": 0.707, "mscale_all_dim": 1.0},
+        {"attention_factor": 1.25},
+    ],
+)
+def test_yarn_options_equal_to_transformers(dim, base, original, factor, options):
+    theirs, their_attention = oracle("yarn", dim, base, original, factor, **options)
+    ours, our_attention = scaled_inv_freq("yarn", dim, base, original, factor, **options)
+    torch.testing.assert_close(ours, theirs.double(), rtol=1e-6, atol=0)
+    assert math.isclose(our_attention, their_attention, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("dim,base,original,factor", CASES)
+def test_longrope_is_exact_inside_the_window_and_yarn_by_parts_beyond(dim, base, original, factor):
+    from ctxext.methods.rope import yarn_divisors
+
+    long = yarn_divisors(dim, base, original, factor).tolist()
+    extra = {"short_factor": [1.0] * (dim // 2), "long_factor": long, "attention_factor": 1.0}
+    extra["original_max_position_embeddings"] = original
+    for seq_len in (original // 2, original, original + 1, int(original * factor)):
+        theirs, their_attention = oracle("longrope", dim, base, original, factor, seq_len=seq_len, **extra)
+        ours, our_attention = scaled_inv_freq("longrope", dim, base, original, factor, seq_len=seq_len)
+        torch.testing.assert_close(ours, theirs.double(), rtol=1e-6, atol=0)
+        assert our_attention == their_attention == 1.0
+    yarn_theta, _ = scaled_inv_freq("yarn", dim, base, original, factor)
+    beyond, _ = scaled_inv_freq("longrope", dim, base, original, factor, seq_len=original + 1)
+    torch.testing.assert_close(beyond, yarn_theta, rtol=1e-12, atol=0)
+    inside, _ = scaled_inv_freq("longrope", dim, base, original, factor, seq_len=original)
+    assert torch.equal(inside, default_inv_freq(dim, base))

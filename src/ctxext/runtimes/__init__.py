@@ -58,6 +58,15 @@ def available(name: str) -> bool:
 
 def score_external(name: str, model: Path, tokens: list[int], score_from: int, timeout: float = 3600, **extra) -> dict:
     """Run the runtime's scorer on ``tokens``; {"nll", "count", "finite", "seconds"} or {"error"}."""
+    return _run(name, model, {"tokens": tokens, "score_from": score_from, **extra}, timeout)
+
+
+def generate_external(name: str, model: Path, prompts: list[list[int]], max_tokens: int = 8, timeout=3600) -> dict:
+    """Greedy continuations of each prompt in the runtime; {"generated": [[ids]...], "seconds"} or {"error"}."""
+    return _run(name, model, {"prompts": prompts, "max_tokens": max_tokens}, timeout)
+
+
+def _run(name: str, model: Path, request: dict, timeout: float) -> dict:
     runtime = RUNTIMES[name]
     python = runtime_python(runtime)
     if python is None:
@@ -65,7 +74,7 @@ def score_external(name: str, model: Path, tokens: list[int], score_from: int, t
             f"{name} is not installed for ctxext: run scripts/setup-runtimes.sh, or set {runtime.env_var}"
         )
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump({"model": str(model), "tokens": tokens, "score_from": score_from, **extra}, handle)
+        json.dump({"model": str(model), **request}, handle)
     try:
         done = subprocess.run(
             [str(python), str(HERE / runtime.script), handle.name],

@@ -3,6 +3,8 @@
 Standalone on purpose (no ctxext import): it runs in vLLM's own environment, whose library versions differ
 from ctxext's. The request names a model folder, the token ids, and the first target position to score;
 the last line printed is a JSON object with the summed negative log-likelihood of the scored targets.
+With ``prompts`` (lists of token ids) instead, it decodes each greedily for ``max_tokens`` tokens and
+prints the generated ids.
 """
 
 import json
@@ -18,7 +20,6 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    tokens, first = request["tokens"], request["score_from"]
     started = time.perf_counter()
     try:
         llm = LLM(
@@ -33,6 +34,13 @@ def main() -> None:
     except Exception as exc:  # vLLM refuses the config: that is a result, not a crash
         print(json.dumps({"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"}))
         return
+    if "prompts" in request:
+        greedy = SamplingParams(max_tokens=request.get("max_tokens", 8), temperature=0.0, detokenize=False)
+        outputs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in request["prompts"]], greedy, use_tqdm=False)
+        generated = [list(o.outputs[0].token_ids) for o in outputs]
+        print(json.dumps({"generated": generated, "seconds": time.perf_counter() - started}), flush=True)
+        return
+    tokens, first = request["tokens"], request["score_from"]
     params = SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
     output = llm.generate([TokensPrompt(prompt_token_ids=tokens)], params, use_tqdm=False)[0]
     logprobs = [output.prompt_logprobs[i][tokens[i]].logprob for i in range(first, len(tokens))]
