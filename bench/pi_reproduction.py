@@ -28,7 +28,8 @@ ROOT = Path(__file__).parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ctxext.eval.ppl import perplexity  # noqa: E402
-from ctxext.rope_surgery import apply_rope_in_memory, plan_rope  # noqa: E402
+from ctxext.rope_in_memory import apply_rope_in_memory  # noqa: E402
+from ctxext.rope_surgery import plan_rope  # noqa: E402
 from ctxext.train import train  # noqa: E402
 from ctxext.xpos import load_xpos_model  # noqa: E402
 

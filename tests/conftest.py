@@ -25,3 +25,17 @@ def mpnet_path() -> Path:
         return assets.mpnet()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def small_smollm2_gguf(tmp_path_factory) -> Path:
+    """A float32 GGUF of SmolLM2-135M's first two layers with context 256 and 64-byte alignment."""
+    import assets
+
+    import small_real_gguf
+
+    try:
+        source = assets.smollm2_gguf()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    return small_real_gguf.write_small_gguf(source, tmp_path_factory.mktemp("small") / "small.gguf", alignment=64)

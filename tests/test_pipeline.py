@@ -52,17 +52,9 @@ def test_a_yarn_attention_factor_with_no_rule_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.fixture(scope="module")
-def small_gguf(tmp_path_factory):
-    import assets
-
-    import small_real_gguf
-
-    try:
-        source = assets.smollm2_gguf()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    return small_real_gguf.write_small_gguf(source, tmp_path_factory.mktemp("g") / "small.gguf")
+@pytest.fixture
+def small_gguf(small_smollm2_gguf):
+    return small_smollm2_gguf
 
 
 @pytest.mark.parametrize("dtype,expected", [("bfloat16", torch.bfloat16), ("float16", torch.float16)])

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-import small_real_gguf
 from ctxext import api
 from ctxext.conformance import conform, score_transformers, tokens_from_text
 from ctxext.runtimes import RUNTIMES, available, score_external
@@ -32,15 +31,9 @@ def _need(runtime: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    import assets
-
-    try:
-        source = assets.smollm2_gguf()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+def small(small_smollm2_gguf, tmp_path_factory):
+    gguf = small_smollm2_gguf
     root = tmp_path_factory.mktemp("runtimes")
-    gguf = small_real_gguf.write_small_gguf(source, root / "small.gguf", alignment=64)
     return {"gguf": gguf, "root": root, "tokens": tokens_from_text(gguf, [str(CORPUS)], 511)}
 
 

@@ -67,7 +67,8 @@ def test_drift_is_exactly_zero_only_for_the_keep_variant(st_model):
 def test_drift_by_method_restores_the_model(st_model):
     embedder = Embedder(st_model)
     before = embedder.encode([tiny.words(12)])
-    from ctxext.table_surgery import extended_in_memory, plan_table
+    from ctxext.table_apply import extended_in_memory
+    from ctxext.table_surgery import plan_table
 
     with extended_in_memory(embedder.model, plan_table(open_model_folder(st_model), 200, "linear")):
         changed = embedder.encode([tiny.words(12)])

@@ -31,7 +31,7 @@ def default_rope_method(writes: str, factor: float) -> str:
 
 
 def _rope_factor(config: dict, to, original) -> float:
-    from .rope_surgery import rope_facts, true_original
+    from .rope_facts import rope_facts, true_original
 
     try:
         target = int(to)
@@ -215,71 +215,3 @@ def _extend_yaml(path: Path, out: Path, to, method, original, overwrite) -> Repo
         ("written", ", ".join(f"{k} = {target}" for k in keys["lengths"]) + f", {keys['factor']} = {factor:g}"),
     ]
     return Report(rows)
-
-
-def inspect(
-    model,
-    to=None,
-    methods: list[str] | None = None,
-    texts=None,
-    original=None,
-    **table_options,
-) -> Report:
-    """Describe a model's positions; with ``to``, what each method would change."""
-    kind = input_kind(model)
-    if kind == "learned":
-        from .encoder import drift_by_method
-        from .table_surgery import plan_table
-
-        folder = open_model_folder(model)
-        options = _given(table_options)
-        methods = methods or ["tile", "cubic", "linear", "pchip", "akima"]
-        plan = plan_table(folder, to, methods[0], allow_same=to is None, **options)
-        if not to:
-            return Report(plan.describe())
-        variants = [{**options, "method": m} for m in methods]
-        if plan.trained_window and plan.trained_window < plan.positions and not plan.keep_first:
-            variants.append({**options, "method": "cubic", "keep_first": "auto"})
-        return Report(plan.describe(), drift=drift_by_method(folder, to, variants, texts))
-    if kind in ("relative", "alibi"):
-        _refuse(model)
-    from .methods.rope import classify_pairs, default_inv_freq
-    from .rope_methods import ROPE_REGISTRY
-    from .rope_surgery import pair_summary, plan_rope
-
-    if kind == "gguf":
-        from .formats.gguf_file import gguf_config
-
-        config = gguf_config(model)
-    elif kind == "yaml":
-        from .formats.yaml_config import original_context, read_yaml_config
-
-        _, section, flavour = read_yaml_config(model)
-        return Report(
-            [
-                ("config", str(model)),
-                ("flavour", flavour),
-                ("original context", str(original_context(section, flavour))),
-            ]
-        )
-    else:
-        config = open_model_folder(model).config
-    plan = plan_rope(config, str(model), to, (methods or ["yarn"])[0], original, allow_same=to is None)
-    if not to:
-        return Report(plan.describe())
-    pairs = []
-    theta = default_inv_freq(plan.facts.dim, plan.facts.base)
-    for method in methods or list(ROPE_REGISTRY):
-        each = plan_rope(config, str(model), to, method, original)
-        scaled, attention = each.inv_freq(each.target)
-        pairs.append(
-            {
-                "method": method,
-                "pairs": pair_summary(classify_pairs(theta, scaled, each.factor)),
-                "attention_factor": attention,
-                "rope_theta": each.rope_theta,
-                "max_position_embeddings": each.max_position_embeddings,
-                "runtimes": each.spec.runtimes,
-            }
-        )
-    return Report(plan.describe()[:6], pairs=pairs)

@@ -16,7 +16,8 @@ from .errors import CtxextError
 from .formats.hf_folder import ModelFolder, open_model_folder
 from .formats.provenance import append_card_section, write_provenance
 from .pipeline import write_output
-from .table_surgery import TablePlan, extended_in_memory, plan_table, write_files
+from .table_apply import extended_in_memory, write_files
+from .table_surgery import TablePlan, plan_table
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Plan and apply RoPE scaling to a decoder: facts read from its config, one plan, several writers.
+"""Plan RoPE scaling for a decoder: one plan from its facts, which every writer executes.
 
 Only the frequencies (and, for YaRN, the attention factor) change; no weight does. The plan's
 ``rope_parameters`` is what lands in config.json (both the transformers v5 ``rope_parameters`` and the
@@ -10,105 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
 from .errors import CtxextError, did_you_mean
 from .methods.ape import APE_METHODS
-from .methods.rope import classify_pairs, default_inv_freq, scaled_inv_freq, yarn_attention_factor
+from .methods.rope import classify_pairs, default_inv_freq, scaled_inv_freq
+from .rope_facts import RopeFacts, kept_yarn_options, rope_facts, rope_parameters_of, true_original
 from .rope_methods import ROPE_REGISTRY, rope_method
-
-SCALED_ROPE_TYPES = ("linear", "dynamic", "yarn", "llama3", "longrope")
-FULL_ATTENTION = "full_attention"
-
-
-@dataclass(frozen=True)
-class RopeFacts:
-    """What a decoder's config says about its rotary positions."""
-
-    family: str
-    head_dim: int
-    partial: float
-    base: float
-    context: int  # max_position_embeddings as written
-    existing: dict = field(default_factory=dict)  # current scaling parameters (rope_type != default)
-    layer_type: str | None = None  # the nested rope_parameters entry that is scaled (Gemma 3: full_attention)
-    other_layer_types: tuple[str, ...] = ()
-
-    @property
-    def dim(self) -> int:
-        return int(self.head_dim * self.partial)
-
-
-def _rope_parameters(config: dict) -> dict:
-    return config.get("rope_parameters") or config.get("rope_scaling") or {}
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def rope_facts(config: dict) -> RopeFacts:
-    """Read a decoder's RoPE facts from a config.json dict (transformers v4 or v5 layout)."""
-    params = _rope_parameters(config)
-    nested = [key for key, value in params.items() if isinstance(value, dict)]
-    layer_type = None
-    if nested:
-        if FULL_ATTENTION not in nested:
-            raise CtxextError(f"per-layer rope parameters without a '{FULL_ATTENTION}' entry: {', '.join(nested)}")
-        layer_type, params = FULL_ATTENTION, params[FULL_ATTENTION]
-    heads = config.get("num_attention_heads")
-    hidden = config.get("hidden_size")
-    usable = isinstance(hidden, int) and isinstance(heads, int) and heads > 0
-    head_dim = config.get("head_dim") or (hidden // heads if usable else None)
-    if not head_dim:
-        raise CtxextError("config has neither head_dim nor hidden_size and num_attention_heads")
-    partial = (
-        params.get("partial_rotary_factor") or config.get("partial_rotary_factor") or config.get("rotary_pct") or 1.0
-    )
-    base = params.get("rope_theta") or config.get("rope_theta") or config.get("rotary_emb_base") or 10000.0
-    context = config.get("max_position_embeddings")
-    if not (_is_number(context) and context == int(context) and context > 0):
-        raise CtxextError(f"config's max_position_embeddings must be a positive whole number, not {context!r}")
-    if not (_is_number(base) and base > 1):
-        raise CtxextError(f"config's rope_theta must be a number above 1, not {base!r}")
-    if not (_is_number(head_dim) and head_dim > 0 and _is_number(partial) and 0 < partial <= 1):
-        raise CtxextError(f"config's head_dim {head_dim!r} or partial rotary factor {partial!r} is not usable")
-    rope_type = params.get("rope_type", params.get("type", "default"))
-    existing = {k: v for k, v in params.items() if k != "rope_theta"} if rope_type not in ("default", None) else {}
-    return RopeFacts(
-        family=config.get("model_type", "unknown"),
-        head_dim=int(head_dim),
-        partial=float(partial),
-        base=float(base),
-        context=int(context),
-        existing=existing,
-        layer_type=layer_type,
-        other_layer_types=tuple(k for k in nested if k != layer_type),
-    )
-
-
-def true_original(facts: RopeFacts, override: int | None = None) -> int:
-    """The context the model was trained at, never a context already scaled by someone else."""
-    if override is not None:
-        if override <= 0:
-            raise CtxextError(f"--original must be a positive number of tokens, not {override}")
-        return int(override)
-    if not facts.existing:
-        return facts.context
-    rope_type = facts.existing.get("rope_type", facts.existing.get("type"))
-    if rope_type == "longrope":
-        raise CtxextError(
-            "the model already carries LongRoPE's searched per-pair factors, which ctxext cannot "
-            "re-derive; extend the original model instead"
-        )
-    if "original_max_position_embeddings" in facts.existing:
-        return int(facts.existing["original_max_position_embeddings"])
-    if rope_type == "dynamic":  # transformers grows dynamic scaling from max_position_embeddings itself
-        return facts.context
-    raise CtxextError(
-        f"the model already carries '{rope_type}' scaling (factor {facts.existing.get('factor')}) with no recorded "
-        "original context; give it with --original N so that the scaling is replaced, not compounded"
-    )
 
 
 def check_rope_method(method: str) -> None:
@@ -118,28 +25,6 @@ def check_rope_method(method: str) -> None:
     if method in APE_METHODS:
         raise CtxextError(f"method {method!r} is for learned position tables; a RoPE model takes one of {names}")
     raise CtxextError(f"unknown method {method!r}{did_you_mean(method, ROPE_REGISTRY)}; choose from {names}")
-
-
-YARN_KEPT = ("beta_fast", "beta_slow", "truncate", "mscale", "mscale_all_dim")
-
-
-def kept_yarn_options(existing: dict) -> dict:
-    """The options of an existing YaRN scaling that a new YaRN factor keeps (gpt-oss, DeepSeek-style configs).
-
-    An explicit ``attention_factor`` equal to 0.1 ln s + 1 for the old factor is recomputed for the new one;
-    any other value cannot be carried to a new factor, so the extension is refused."""
-    if existing.get("rope_type", existing.get("type")) != "yarn":
-        return {}
-    kept = {key: existing[key] for key in YARN_KEPT if existing.get(key) is not None}
-    given = existing.get("attention_factor")
-    old_factor = existing.get("factor") or 1.0
-    if given is not None and abs(float(given) - yarn_attention_factor(float(old_factor))) > 1e-6:
-        raise CtxextError(
-            f"the model's YaRN attention_factor {given} is not the one its factor {old_factor} implies, and "
-            "there is no rule for carrying it to a new factor; extend the original model, or remove "
-            "attention_factor from its config if the default (0.1 ln s + 1) is meant"
-        )
-    return kept
 
 
 @dataclass(frozen=True)
@@ -266,7 +151,7 @@ def rope_config(config: dict, plan: RopePlan) -> dict:
     new = dict(config)
     new["max_position_embeddings"] = plan.max_position_embeddings
     if plan.facts.layer_type:
-        nested = {key: dict(value) for key, value in _rope_parameters(config).items()}
+        nested = {key: dict(value) for key, value in rope_parameters_of(config).items()}
         nested[plan.facts.layer_type] = params
         new["rope_parameters"] = nested
         new["rope_scaling"] = dict(params)
@@ -282,29 +167,3 @@ def rope_config(config: dict, plan: RopePlan) -> dict:
     if plan.facts.family == "gpt_neox":
         new["rotary_pct"], new["rotary_emb_base"] = plan.facts.partial, plan.rope_theta
     return new
-
-
-def rotary_modules(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
-    """(parent, attribute name, module) of every rotary embedding module of a transformers model."""
-    found = []
-    for parent in model.modules():
-        for name, child in parent.named_children():
-            if type(child).__name__.endswith("RotaryEmbedding") and hasattr(child, "rope_type"):
-                found.append((parent, name, child))
-    return found
-
-
-def apply_rope_in_memory(model: nn.Module, plan: RopePlan) -> nn.Module:
-    """Give a loaded model the plan's config and rebuild its rotary modules from it (no weight changes)."""
-    updated = rope_config(model.config.to_dict(), plan)
-    config_class = type(model.config)
-    new_config = config_class.from_dict(updated)
-    for key in ("rope_parameters", "max_position_embeddings"):
-        setattr(model.config, key, getattr(new_config, key))
-    modules = rotary_modules(model)
-    if not modules:
-        raise CtxextError("the loaded model has no rotary embedding module")
-    for parent, name, module in modules:
-        device = next(iter(module.buffers())).device
-        setattr(parent, name, type(module)(config=model.config).to(device))
-    return model

@@ -14,7 +14,8 @@ import json
 import logging
 import sys
 
-from .cli import Parser, quiet_libraries, run
+from .cli import quiet_libraries, run
+from .cli_args import Parser
 from .errors import CtxextError
 
 

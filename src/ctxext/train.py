@@ -80,7 +80,8 @@ def train(
     from .eval.ppl import read_corpus
     from .formats.hf_folder import check_output, open_model_folder
     from .pipeline import write_output
-    from .rope_surgery import apply_rope_in_memory, plan_rope
+    from .rope_in_memory import apply_rope_in_memory
+    from .rope_surgery import plan_rope
 
     out = Path(out)
     check_output(out, overwrite)

@@ -35,7 +35,7 @@ class LoadedModel:
     def context(self) -> int:
         if self.kind == "encoder":
             return self.plan_table(None, "cubic").positions
-        from ..rope_surgery import rope_facts, true_original
+        from ..rope_facts import rope_facts, true_original
 
         return true_original(rope_facts(self.config))
 
@@ -45,7 +45,7 @@ class LoadedModel:
         (e.g. written by ``ctxext extend``), its original context times the recorded factor."""
         if self.kind == "encoder":
             return self.context
-        from ..rope_surgery import rope_facts
+        from ..rope_facts import rope_facts
 
         facts = rope_facts(self.config)
         factor = float(facts.existing.get("factor", 1.0) or 1.0)
@@ -110,7 +110,8 @@ def _is_xpos(path: Path) -> bool:
 @contextmanager
 def rope_variant(loaded: LoadedModel, method: str, to: int) -> Iterator[object]:
     """The decoder with ``method`` applied for the block; config and rotary modules restored after."""
-    from ..rope_surgery import apply_rope_in_memory, plan_rope, rotary_modules
+    from ..rope_in_memory import apply_rope_in_memory, rotary_modules
+    from ..rope_surgery import plan_rope
 
     plan = plan_rope(loaded.config, loaded.path, to, method)
     saved_modules = [(parent, name, module) for parent, name, module in rotary_modules(loaded.model)]
@@ -127,7 +128,8 @@ def rope_variant(loaded: LoadedModel, method: str, to: int) -> Iterator[object]:
 
 @contextmanager
 def table_variant(loaded: LoadedModel, method: str, to: int, **options) -> Iterator[object]:
-    from ..table_surgery import extended_in_memory, plan_table
+    from ..table_apply import extended_in_memory
+    from ..table_surgery import plan_table
 
     plan = plan_table(loaded.folder, to, method, **options)
     with extended_in_memory(loaded.model, plan):

@@ -1,0 +1,181 @@
+"""The ``ctxext`` command line's arguments: verbs, flags and their types; errors are one line, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+
+from .errors import CtxextError
+
+METHOD_HELP = (
+    "how new positions are made: learned tables tile (default), cubic, linear, quadratic, pchip, akima, makima, "
+    "double, group; RoPE yarn (default), linear, ntk, dynamic (transformers only), llama3, longrope "
+    "(linear for NeMo / Cerebras YAML)"
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str):
+        raise CtxextError(message)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, not {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, not {value}")
+    return value
+
+
+def add_table_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("learned position tables (encoders, GPT-2)")
+    group.add_argument(
+        "--table",
+        "--embeddings_attr_name",
+        dest="table",
+        metavar="PATH",
+        help="module path of the position table (found automatically for known families)",
+    )
+    group.add_argument("--offset", type=int, help="rows before position 0 (found automatically: 2 for RoBERTa-like)")
+    group.add_argument("--keep-cls", action="store_true", help="keep BERT's [CLS] row (position 0) out of the curve")
+    group.add_argument(
+        "--keep-first",
+        default=0,
+        metavar="K",
+        help="keep positions 0..K-1 exactly as trained ('auto': the trained window)",
+    )
+    group.add_argument(
+        "--from-window",
+        metavar="W",
+        help="draw the curve from positions 0..W-1 only, the part training reached ('auto': the trained window)",
+    )
+    rope = parser.add_argument_group("rotary positions (decoders)")
+    rope.add_argument(
+        "--original",
+        type=positive_int,
+        metavar="L",
+        help="the context the model was trained at, when its config does not say (default: read)",
+    )
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="ctxext", description="Extend the context window of pretrained transformers.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
+
+    inspect = verbs.add_parser("inspect", help="show a model's positions and what --to N would change")
+    inspect.add_argument("model", help="model folder, .gguf file or NeMo / Cerebras .yaml config")
+    inspect.add_argument("--to", help="target length in tokens: also compare what each method changes")
+    inspect.add_argument("--methods", help="methods to compare, comma-separated (default: all for the model's kind)")
+    inspect.add_argument("--texts", help="file of short texts, one per line, for encoder drift (default: shipped)")
+    add_table_options(inspect)
+
+    extend = verbs.add_parser("extend", help="write a model with a longer context")
+    extend.add_argument("model", help="model folder, .gguf file or NeMo / Cerebras .yaml config")
+    extend.add_argument("--to", help="target length in tokens")
+    extend.add_argument("--method", help=METHOD_HELP)
+    extend.add_argument("-o", "--output", required=True, help="output (must not exist unless --overwrite)")
+    extend.add_argument(
+        "--format",
+        default="same",
+        choices=("same", "hf"),
+        help="'hf' writes a Hugging Face folder from a GGUF input (default: same form as the input)",
+    )
+    extend.add_argument(
+        "--dtype", choices=("float32", "bfloat16", "float16"), help="weights of a GGUF converted with --format hf"
+    )
+    extend.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    extend.add_argument("--no-check", action="store_true", help="skip loading the output to verify it")
+    extend.add_argument("--texts", help="file of short texts for the encoder drift check, one per line")
+    add_table_options(extend)
+
+    evaluate = verbs.add_parser("eval", help="measure a model, or methods applied in memory, across lengths")
+    evaluate.add_argument("model", help="model folder or .gguf file")
+    evaluate.add_argument("--task", required=True, help="ppl, passkey (decoders), retrieval (encoders), drift")
+    evaluate.add_argument("--lengths", type=positive_int, nargs="+", required=True, help="context lengths in tokens")
+    evaluate.add_argument("--data", nargs="+", help="text files or folders (ppl, drift, retrieval's chapters)")
+    evaluate.add_argument(
+        "--methods",
+        help="comma-separated: native / none, truncate, chunk, or extension methods "
+        "applied in memory (cubic, cubic+keep, yarn, linear, ...)",
+    )
+    evaluate.add_argument(
+        "--to", type=positive_int, help="target length the methods extend to (default: the longest length)"
+    )
+    evaluate.add_argument(
+        "--stride", type=positive_int, help="ppl: tokens scored per window (default: the shortest length)"
+    )
+    evaluate.add_argument("--max-tokens", type=positive_int, help="ppl, drift: use only the first N tokens of --data")
+    evaluate.add_argument("--depths", type=fraction, nargs="+", help="passkey: depths of the key (default 0.1 0.5 0.9)")
+    evaluate.add_argument("--trials", type=positive_int, default=2, help="passkey: trials per cell")
+    evaluate.add_argument("--retrieval-tasks", help="retrieval: comma-separated passkey, needle, chapters")
+    evaluate.add_argument("--jsonl", help="retrieval: your own documents and queries, one JSON object per line")
+    evaluate.add_argument("-o", "--output", required=True, help="results JSON to write")
+    evaluate.add_argument("--plot", help="also write this PNG")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace existing results and plot files")
+
+    training = verbs.add_parser("train", help="continue training a decoder on text packed at the new length")
+    training.add_argument("model", help="model folder (usually one written by ctxext extend)")
+    training.add_argument("--to", type=positive_int, required=True, help="sequence length to train at")
+    training.add_argument("--data", nargs="+", required=True, help="text files or folders")
+    training.add_argument("--method", default="linear", help="RoPE scaling applied first if the model is shorter")
+    training.add_argument(
+        "--max-steps", type=positive_int, default=200, help="optimizer steps (the PI paper: 200-1000)"
+    )
+    training.add_argument("--learning-rate", type=float, default=2e-5)
+    training.add_argument("--batch-size", type=positive_int, default=1)
+    training.add_argument("--accumulation", type=positive_int, default=1, help="gradient accumulation steps")
+    training.add_argument(
+        "--lora",
+        action="store_true",
+        help="LongLoRA: LoRA on attention, embeddings and norms trainable, merged into a plain model at the end",
+    )
+    training.add_argument("--gradient-checkpointing", action="store_true")
+    training.add_argument(
+        "--xpos",
+        action="store_true",
+        help="train with xPos decay (Llama family); only ctxext loads the result correctly",
+    )
+    training.add_argument("--save-steps", type=positive_int, help="checkpoint every N steps (beside the output)")
+    training.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    training.add_argument("-o", "--output", required=True, help="output folder")
+    training.add_argument("--overwrite", action="store_true")
+
+    conform = verbs.add_parser(
+        "conform", help="write each method's output and score it on the same tokens in every runtime that reads it"
+    )
+    conform.add_argument("model", help="RoPE model folder or .gguf file")
+    conform.add_argument("--to", type=positive_int, required=True, help="target length the outputs are written for")
+    conform.add_argument(
+        "--methods",
+        default="none,yarn",
+        help="comma-separated RoPE methods; none: the model unchanged (default: none,yarn)",
+    )
+    conform.add_argument("--data", nargs="+", required=True, help="text files or folders to take the tokens from")
+    conform.add_argument("--tokens", type=positive_int, help="tokens in the scored window (default: --to - 1)")
+    conform.add_argument(
+        "--score-from", type=positive_int, help="first scored target position (default: half the window)"
+    )
+    conform.add_argument("--runtimes", help="comma-separated: transformers, vllm, llama.cpp (default: all)")
+    conform.add_argument("--keep", help="write the outputs into this folder and keep them (default: a temporary one)")
+    conform.add_argument("-o", "--output", required=True, help="results JSON to write")
+    conform.add_argument("--overwrite", action="store_true")
+
+    plot = verbs.add_parser("plot", help="draw a PNG from a results JSON")
+    plot.add_argument("results", help="results JSON written by ctxext eval")
+    plot.add_argument("-o", "--output", required=True, help="PNG to write")
+    plot.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
+    return parser
