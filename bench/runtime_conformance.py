@@ -2,6 +2,8 @@
 
     python bench/runtime_conformance.py --to 16384 --methods yarn,longrope,dynamic \
         --out bench/results/smollm2_conformance_16k.json
+    python bench/runtime_conformance.py --to 32768 --window 16384 --methods yarn \
+        --out bench/results/smollm2_conformance_16k_headroom.json     # YaRN set to 32k, asked at 16k
 
 Folders (dequantized float32) are scored by transformers and vLLM, GGUFs (Q4_1 tensors, copied) by llama.cpp.
 Every row scores the same targets: the last 8,190 of a window of ``--to`` - 1 tokens of Persuasion (vLLM
@@ -49,12 +51,13 @@ def main() -> None:
     parser.add_argument("--runtimes", default="transformers,vllm,llama.cpp")
     parser.add_argument("--work", default="runs/conformance")
     parser.add_argument("--scored", type=int, default=8190, help="targets scored at the end of the window")
+    parser.add_argument("--window", type=int, help="tokens in the window (default: --to); less leaves headroom")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     gguf = assets.smollm2_gguf()
     runtimes = args.runtimes.split(",")
-    tokens = tokens_from_text(gguf, [str(CORPUS)], args.to - 1)
+    tokens = tokens_from_text(gguf, [str(CORPUS)], (args.window or args.to) - 1)
     score_from = len(tokens) - args.scored
     rows = conform(gguf, args.to, args.methods.split(","), tokens, score_from, runtimes, args.work)
     natives = native_rows(gguf, Path(args.work) / "source", tokens, score_from, runtimes)

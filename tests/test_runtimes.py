@@ -15,6 +15,7 @@ import pytest
 
 from ctxext import api
 from ctxext.conformance import conform, score_transformers, tokens_from_text
+from ctxext.errors import CtxextError
 from ctxext.runtimes import RUNTIMES, available, score_external
 
 AGREE = 5e-4
@@ -118,3 +119,18 @@ def test_every_runtime_named_in_a_spec_is_one_ctxext_can_score():
 
     for spec in ROPE_REGISTRY.values():
         assert set(spec.runtimes) == set(RUNTIMES), spec.name
+
+
+def test_check_runtime_reads_the_written_folder_back_in_vllm_and_refuses_dynamic(small, tmp_path):
+    _need("vllm")
+    report = api.extend(small["gguf"], tmp_path / "yarn", 512, "yarn", fmt="hf", runtimes=("vllm",))
+    assert any(note.startswith("vllm reads it back") for note in report.notes), report.notes
+    with pytest.raises(CtxextError, match="vllm"):
+        api.extend(small["gguf"], tmp_path / "dynamic", 512, "dynamic", fmt="hf", runtimes=("vllm",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["yarn"]
+
+
+def test_check_runtime_reads_the_written_gguf_back_in_llama_cpp(small, tmp_path):
+    _need("llama.cpp")
+    report = api.extend(small["gguf"], tmp_path / "llama3.gguf", 512, "llama3", runtimes=("llama.cpp",))
+    assert any(note.startswith("llama.cpp reads it back") for note in report.notes), report.notes

@@ -73,6 +73,7 @@ def extend(
     *,
     fmt: str = "same",
     dtype: str | None = None,
+    runtimes: tuple = (),
     overwrite: bool = False,
     check: bool = True,
     texts=None,
@@ -88,6 +89,10 @@ def extend(
     kind = input_kind(model)
     if kind in ("relative", "alibi"):
         _refuse(model)
+    if runtimes and not check:
+        raise CtxextError("--check-runtime is part of the check; drop --no-check")
+    if runtimes and kind not in ("rope", "gguf"):
+        raise CtxextError("--check-runtime reads back RoPE decoders (folders in vllm, GGUF files in llama.cpp)")
     if kind == "learned":
         from .encoder import extend_encoder
 
@@ -119,7 +124,7 @@ def extend(
         if dtype:
             raise CtxextError("--dtype applies to a GGUF converted to a folder; a folder keeps its own dtype")
         plan, readback = extend_decoder_folder(
-            model, out, to, method, original=original, overwrite=overwrite, check=check
+            model, out, to, method, original=original, overwrite=overwrite, check=check, runtimes=runtimes
         )
         return Report(plan.describe(), _readback_notes(readback) + _runtime_notes(plan, "folder"))
     if kind == "gguf":
@@ -128,7 +133,7 @@ def extend(
 
             factor = _rope_factor(gguf_config(Path(model)), to, original)
             method = default_rope_method("folder" if fmt == "hf" else "gguf", factor)
-        return _extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check, dtype)
+        return _extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check, dtype, runtimes)
     return _extend_yaml(Path(model), Path(out), to, method or "linear", original, overwrite)
 
 
@@ -147,9 +152,17 @@ def _refuse(model) -> None:
 def _readback_notes(readback: dict | None) -> list[str]:
     if not readback:
         return []
-    return [
+    return _runtime_readback_notes(readback) + [
         f"transformers reads back the same frequencies (max relative error {readback['max_relative_error']:.1e}) "
         f"and attention factor {readback['attention_factor']:.4f}"
+    ]
+
+
+def _runtime_readback_notes(readback: dict) -> list[str]:
+    return [
+        f"{runtime} reads it back: perplexity {r['perplexity']:.4f} on a probe past the original window, "
+        f"{100 * r['difference']:+.2f}% from transformers"
+        for runtime, r in readback.get("runtimes", {}).items()
     ]
 
 
@@ -158,7 +171,7 @@ def _runtime_notes(plan, writes: str) -> list[str]:
     return ["what each runtime computes from it:\n" + "\n".join(f"  {k}: {v}" for k, v in runtimes.items())]
 
 
-def _extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, check, dtype) -> Report:
+def _extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, check, dtype, runtimes=()) -> Report:
     from .formats.gguf_file import GgufRopeWriter, gguf_config
     from .pipeline import write_output
     from .rope_surgery import plan_rope
@@ -168,21 +181,21 @@ def _extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, ch
     if fmt == "hf":
         from .decoder import HfRopeWriter
 
-        readback = write_output(
-            HfRopeWriter(path, plan, from_gguf=True, dtype=dtype or "float32"), out, overwrite, check
-        )
+        writer = HfRopeWriter(path, plan, from_gguf=True, dtype=dtype or "float32", runtimes=runtimes)
+        readback = write_output(writer, out, overwrite, check)
         notes = _readback_notes(readback) + _runtime_notes(plan, "folder")
         return Report(plan.describe(), notes + [f"wrote a Hugging Face folder ({dtype or 'float32'}) to {out}"])
     if dtype:
         raise CtxextError("--dtype applies when a GGUF is converted to a folder (--format hf); GGUF tensors are copied")
     if out.suffix.lower() != ".gguf":
         raise CtxextError(f"a GGUF output needs a .gguf name, not {out.name} (or pass --format hf for a folder)")
-    writer = GgufRopeWriter(path, plan)
+    writer = GgufRopeWriter(path, plan, runtimes)
     readback = write_output(writer, out, overwrite, check)
     notes = []
     if readback:
         shown = ", ".join(f"{k} = {v}" for k, v in readback["metadata"].items())
         notes.append(f"GGUF metadata read back ({readback['alignment']}-byte aligned tensors): {shown}")
+        notes += _runtime_readback_notes(readback)
     if writer.divisors is not None:
         notes.append(f"added {len(writer.divisors)} per-pair divisors as rope_freqs.weight")
     return Report(plan.describe(), notes + _runtime_notes(plan, "gguf"))

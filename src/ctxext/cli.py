@@ -112,6 +112,14 @@ def cmd_inspect(args) -> None:
     print_report(inspect_model.inspect(args.model, args.to, methods, **_options(args)))
 
 
+def _runtimes(text: str | None) -> tuple:
+    if not text:
+        return ()
+    from .conformance import check_runtimes
+
+    return tuple(check_runtimes([name.strip() for name in text.split(",") if name.strip()]))
+
+
 def cmd_extend(args) -> None:
     from . import api
 
@@ -122,6 +130,7 @@ def cmd_extend(args) -> None:
         args.method,
         fmt=args.format,
         dtype=args.dtype,
+        runtimes=_runtimes(args.check_runtime),
         overwrite=args.overwrite,
         check=not args.no_check,
         **_options(args),

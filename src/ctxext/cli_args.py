@@ -99,6 +99,11 @@ def build_parser() -> Parser:
     )
     extend.add_argument("--overwrite", action="store_true", help="replace an existing output")
     extend.add_argument("--no-check", action="store_true", help="skip loading the output to verify it")
+    extend.add_argument(
+        "--check-runtime",
+        help="also read the output back in these runtimes (comma-separated: vllm for folders, llama.cpp for GGUF; "
+        "minutes for a real model: a probe past the original window is scored there and in transformers)",
+    )
     extend.add_argument("--texts", help="file of short texts for the encoder drift check, one per line")
     add_table_options(extend)
 

@@ -21,8 +21,9 @@ from .runtimes import RUNTIMES, score_external
 log = logging.getLogger(__name__)
 
 
-def score_transformers(folder: Path, tokens: list[int], score_from: int) -> dict:
-    """Summed NLL of targets ``score_from..`` with plain transformers (float32, sdpa), loss in row chunks."""
+def score_transformers(model, tokens: list[int], score_from: int) -> dict:
+    """Summed NLL of targets ``score_from..`` with plain transformers (float32, sdpa), loss in row chunks.
+    ``model`` is a folder, or a model already loaded (a GGUF with a plan applied in memory)."""
     import time
 
     from transformers import AutoModelForCausalLM
@@ -30,7 +31,8 @@ def score_transformers(folder: Path, tokens: list[int], score_from: int) -> dict
     from .eval.ppl import Window, window_nll
 
     started = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="sdpa")
+    if isinstance(model, str | Path):
+        model = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.float32, attn_implementation="sdpa")
     ids = torch.tensor(tokens)
     nll = window_nll(model.eval(), ids, Window(start=0, end=len(tokens) - 1, score_from=score_from))
     total = float(nll.sum())

@@ -59,8 +59,9 @@ class HfRopeWriter:
 
     folder = True
 
-    def __init__(self, source: Path, plan: RopePlan, from_gguf: bool = False, dtype: str = "float32"):
+    def __init__(self, source: Path, plan: RopePlan, from_gguf=False, dtype="float32", runtimes: tuple = ()):
         self.source, self.plan, self.from_gguf, self.dtype = Path(source), plan, from_gguf, dtype
+        self.runtimes = runtimes  # also read back in these runtimes (vllm): ctxext.runtime_readback
 
     def write(self, staging: Path) -> None:
         if self.from_gguf:
@@ -76,6 +77,10 @@ class HfRopeWriter:
         readback = transformers_readback(staging, self.plan)
         if readback["max_relative_error"] > 1e-5 or abs(readback["attention_factor"] - readback["ours"]) > 1e-6:
             raise CtxextError(f"transformers reads different frequencies from the written config: {readback}")
+        if self.runtimes:
+            from .runtime_readback import check_folder
+
+            readback["runtimes"] = {runtime: check_folder(staging, self.plan, runtime) for runtime in self.runtimes}
         return readback
 
     def record(self, staging: Path, readback: dict | None) -> None:
@@ -91,11 +96,12 @@ def extend_decoder_folder(
     original: int | None = None,
     overwrite: bool = False,
     check: bool = True,
+    runtimes: tuple = (),
 ) -> tuple[RopePlan, dict | None]:
     """Write ``out``: the folder copied, config.json rewritten, the tokenizer's length raised."""
     folder = open_model_folder(model)
     plan = plan_rope(folder.config, str(folder.root), to, method, original)
-    return plan, write_output(HfRopeWriter(folder.root, plan), out, overwrite, check)
+    return plan, write_output(HfRopeWriter(folder.root, plan, runtimes=runtimes), out, overwrite, check)
 
 
 def write_rope_config(staging: Path, plan: RopePlan) -> None:

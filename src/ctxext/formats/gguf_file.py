@@ -182,8 +182,8 @@ class GgufRopeWriter:
 
     folder = False
 
-    def __init__(self, source: Path, plan):
-        self.source, self.plan = Path(source), plan
+    def __init__(self, source: Path, plan, runtimes: tuple = ()):
+        self.source, self.plan, self.runtimes = Path(source), plan, runtimes
         self.metadata, self.divisors = rope_metadata(plan.facts.family, plan)
 
     def write(self, staging: Path) -> None:
@@ -203,11 +203,16 @@ class GgufRopeWriter:
             got = written[name]
             if not (got == expected or (isinstance(expected, float) and abs(got - expected) <= 1e-6 * abs(expected))):
                 raise CtxextError(f"written GGUF reads {name} = {got!r}, not {expected!r}")
-        return {
+        readback = {
             "metadata": {k: v for k, v in written.items() if v is not None},
             "alignment": alignment,
             "rope_freqs": self.divisors is not None,
         }
+        if self.runtimes:
+            from ..runtime_readback import check_gguf
+
+            readback["runtimes"] = {r: check_gguf(self.source, staging, self.plan, r) for r in self.runtimes}
+        return readback
 
     def record(self, staging: Path, readback: dict | None) -> None:
         """A GGUF carries no side files; what was done is in its metadata."""
