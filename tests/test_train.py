@@ -130,3 +130,30 @@ def tiny_decoders_model():
 
     folder = tiny_decoders.save_decoder("llama", Path(tempfile.mkdtemp()) / "m")
     return transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+
+
+def test_xpos_follows_the_paper_with_centred_positions():
+    """Score factor of pair k between query m and key n is zeta_k^((m - n) / gamma), zeta_k = (2k/d + 0.4)/1.4;
+    positions are centred on half the window, which changes no score and halves the largest exponent."""
+    from ctxext.xpos import XPos, xpos_scale
+
+    dim, gamma = 16, 512.0
+    zeta = (torch.arange(0, dim, 2, dtype=torch.float64) / dim + 0.4) / 1.4
+    for m, n, centre in ((40, 3, 0), (40, 3, 32), (63, 0, 32)):
+        q = xpos_scale(dim, torch.tensor([m - centre]), gamma).double()
+        k = xpos_scale(dim, -torch.tensor([n - centre]), gamma).double()
+        torch.testing.assert_close((q * k)[0, : dim // 2], zeta ** ((m - n) / gamma), rtol=1e-6, atol=0)
+    model = tiny_decoders_model()
+    ids = tiny.input_ids(60)
+    with torch.inference_mode():
+        hooks = XPos(model)
+        assert hooks.centre == model.config.max_position_embeddings // 2
+        centred = model(input_ids=ids).logits
+        hooks.centre = 0
+        uncentred = model(input_ids=ids).logits
+        hooks.remove()
+    torch.testing.assert_close(centred, uncentred, rtol=0, atol=1e-5)
+    window = model.config.max_position_embeddings
+    largest_centred = xpos_scale(dim, torch.tensor([-(window // 2)]), gamma).max()
+    largest_uncentred = xpos_scale(dim, torch.tensor([-(window - 1)]), gamma).max()
+    assert largest_centred.log() < 0.51 * largest_uncentred.log()

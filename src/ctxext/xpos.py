@@ -3,7 +3,10 @@
 RoPE rotates pair k of queries and keys by m theta_k. xPos also scales pair k of the query at position
 m by zeta_k^(m / gamma) and of the key at position n by zeta_k^(-n / gamma), with
 zeta_k = (2k / d + 0.4) / 1.4 and gamma = 512, so the attention score of a pair decays as
-zeta_k^((m - n) / gamma) with distance. A per-pair scalar commutes with the pair's rotation, so the
+zeta_k^((m - n) / gamma) with distance. Positions are centred, as in the paper's implementation: the scale
+uses m - c and n - c with c half the model's window, which leaves every score unchanged (only m - n
+matters) and halves the largest exponent, so float16 overflows twice as late. c is fixed, not the current
+length, so keys in the cache stay valid. A per-pair scalar commutes with the pair's rotation, so the
 scale is applied to the q_proj / k_proj outputs by forward hooks; positions come from the input length
 and the cache. It changes every attention score: train with it, do not retrofit it.
 
@@ -41,6 +44,7 @@ class XPos:
         config = model.config
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         self.scale_base, self.decay = scale_base, decay
+        self.centre = int(config.max_position_embeddings) // 2
         self.positions: torch.Tensor | None = None
         self.handles = [model.get_decoder().register_forward_pre_hook(self._track, with_kwargs=True)]
         layers = [m for m in model.modules() if hasattr(m, "q_proj") and hasattr(m, "k_proj")]
@@ -61,7 +65,7 @@ class XPos:
 
     def _hook(self, sign: int):
         def apply(module, inputs, output):
-            scale = xpos_scale(self.head_dim, sign * self.positions, self.scale_base, self.decay)
+            scale = xpos_scale(self.head_dim, sign * (self.positions - self.centre), self.scale_base, self.decay)
             shape = output.shape
             heads = shape[-1] // self.head_dim
             scaled = output.view(*shape[:-1], heads, self.head_dim) * scale.to(output).unsqueeze(1)
