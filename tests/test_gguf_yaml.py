@@ -291,3 +291,21 @@ def test_method_left_out_is_chosen_by_what_is_written(tmp_path, small_gguf, monk
     (tmp_path / "nemo.yaml").write_text(NEMO)
     assert run(main, ["extend", str(tmp_path / "nemo.yaml"), "--to", "4096", "-o", str(tmp_path / "n.yaml")]) == 0
     assert yaml.safe_load((tmp_path / "n.yaml").read_text())["model"]["seq_len_interpolation_factor"] == 2.0
+
+
+def test_flow_style_and_anchored_yaml_are_scaled(tmp_path):
+    import yaml
+
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("model: {max_position_embeddings: 2048, encoder_seq_length: 2048, position_embedding_type: rope}\n")
+    anchored = tmp_path / "anchored.yaml"
+    anchored.write_text(
+        "defaults: &defaults\n  max_position_embeddings: 2048\n"
+        "model:\n  <<: *defaults\n  encoder_seq_length: 2048\n  seq_len_interpolation_factor: null\n"
+    )
+    for source in (flow, anchored):
+        out = tmp_path / f"out-{source.name}"
+        assert run(main, ["extend", str(source), "--to", "4096", "-o", str(out)]) == 0
+        model = yaml.safe_load(out.read_text())["model"]
+        assert model["max_position_embeddings"] == 4096 and model["encoder_seq_length"] == 4096
+        assert model["seq_len_interpolation_factor"] == 2.0

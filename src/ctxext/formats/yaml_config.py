@@ -70,6 +70,10 @@ def original_context(section: dict, flavour: str) -> int:
     return round(section["max_position_embeddings"] / float(factor))
 
 
+class _NotBlockStyle(Exception):
+    """The key is not on a line of its own (flow style): the text cannot be edited line by line."""
+
+
 def _set_key(text: str, key: str, value, anchor: str) -> str:
     pattern = re.compile(
         rf"^(?P<indent>[ \t]*){re.escape(key)}:[ \t]*(?P<value>[^#\n]*?)(?P<tail>[ \t]*#.*)?$", re.MULTILINE
@@ -77,15 +81,29 @@ def _set_key(text: str, key: str, value, anchor: str) -> str:
     if pattern.search(text):
         return pattern.sub(lambda m: f"{m['indent']}{key}: {value}{m['tail'] or ''}", text, count=1)
     anchor_line = re.compile(rf"^(?P<indent>[ \t]*){re.escape(anchor)}:.*$", re.MULTILINE).search(text)
+    if anchor_line is None:
+        raise _NotBlockStyle(key)
     return text[: anchor_line.end()] + f"\n{anchor_line['indent']}{key}: {value}" + text[anchor_line.end() :]
+
+
+def _dumped(text: str, path: Path, values: dict) -> str:
+    """Flow-style configs are parsed, changed and written again (they carry no comments to keep)."""
+    import yaml
+
+    data = _load(text, path)
+    model_section(data).update(values)
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 def scaled_yaml(text: str, flavour: str, target: int, factor: float, path: Path) -> str:
     """The config text with the new length(s) and interpolation factor; checked by parsing it again."""
     keys = FLAVOURS[flavour]
-    for key in keys["lengths"]:
-        text = _set_key(text, key, target, "max_position_embeddings")
-    text = _set_key(text, keys["factor"], float(factor), "max_position_embeddings")
+    values = {**dict.fromkeys(keys["lengths"], target), keys["factor"]: float(factor)}
+    try:
+        for key, value in values.items():
+            text = _set_key(text, key, value, "max_position_embeddings")
+    except _NotBlockStyle:
+        text = _dumped(text, path, values)
     section = model_section(_load(text, path))
     if section.get("max_position_embeddings") != target or float(section.get(keys["factor"])) != float(factor):
         raise CtxextError(f"could not rewrite the position settings of {path} in place")
