@@ -20,24 +20,14 @@ DEFAULT_ROPE_METHOD = "yarn"  # chosen from BENCHMARKS.md (runtime conformance)
 FORMATS = ("same", "hf", "gguf")
 
 
-def default_rope_method(writes: str, factor: float) -> str:
+def default_rope_method(writes: str) -> str:
     """The RoPE method ``ctxext extend`` uses when none is given (BENCHMARKS.md, "Runtime conformance").
 
     YaRN for folders and GGUF at every factor: transformers, vLLM and llama.cpp compute it the same way at
-    every length, and it had the best perplexity of the static methods at 2x and 4x. (Dynamic NTK, the
-    earlier folder default, exists only in transformers: vLLM gives NaN beyond the original window and
-    llama.cpp cannot express it.) NeMo and Cerebras configs can only express ``linear``."""
+    every length, and it had the best perplexity of the methods all three read, at 2x and at 4x. (Dynamic
+    NTK, the earlier folder default, exists only in transformers: vLLM reads the folder as unscaled RoPE
+    and llama.cpp cannot express it.) NeMo and Cerebras configs can only express ``linear``."""
     return "linear" if writes == "yaml" else DEFAULT_ROPE_METHOD
-
-
-def _rope_factor(config: dict, to, original) -> float:
-    from .rope_facts import rope_facts, true_original
-
-    try:
-        target = int(to)
-    except (TypeError, ValueError):
-        return 1.0  # plan_rope says what is wrong with the target
-    return target / true_original(rope_facts(config), original)
 
 
 @dataclass
@@ -116,7 +106,7 @@ def extend(
             )
         return Report(plan.describe(), notes, {plan.method: result.short_text_drift} if result else None)
     if kind == "rope":
-        method = method or default_rope_method("folder", _rope_factor(open_model_folder(model).config, to, original))
+        method = method or default_rope_method("folder")
         from .decoder import extend_decoder_folder
 
         if fmt == "gguf":
@@ -128,13 +118,9 @@ def extend(
         )
         return Report(plan.describe(), _readback_notes(readback) + _runtime_notes(plan, "folder"))
     if kind == "gguf":
-        if not method:
-            from .formats.gguf_file import gguf_config
-
-            factor = _rope_factor(gguf_config(Path(model)), to, original)
-            method = default_rope_method("folder" if fmt == "hf" else "gguf", factor)
+        method = method or default_rope_method("folder" if fmt == "hf" else "gguf")
         return _extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check, dtype, runtimes)
-    return _extend_yaml(Path(model), Path(out), to, method or "linear", original, overwrite)
+    return _extend_yaml(Path(model), Path(out), to, method or default_rope_method("yaml"), original, overwrite)
 
 
 def _given(options: dict) -> dict:
