@@ -170,10 +170,10 @@ def conformance_table(rows: list[dict]) -> str:
     lines = ["| method | runtime | file | perplexity | vs transformers | seconds |", "|---|---|---|---|---|---|"]
     for row in rows:
         if "error" in row:
-            cells = [row["method"], row["runtime"], row["file"], row["error"][:120], "-", "-"]
+            cells = [row["method"], row["runtime"], row.get("file", "-"), row["error"][:120], "-", "-"]
         else:
             ppl = f"{row['ppl']:.4f}" if row.get("ppl") else "NaN"
             diff = f"{100 * row['vs_transformers']:+.2f}%" if "vs_transformers" in row else "-"
-            cells = [row["method"], row["runtime"], row["file"], ppl, diff, f"{row.get('seconds', 0):.0f}"]
+            cells = [row["method"], row["runtime"], row.get("file", "-"), ppl, diff, f"{row.get('seconds', 0):.0f}"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
