@@ -202,21 +202,15 @@ def cmd_conform(args) -> None:
     import json
     from pathlib import Path
 
-    from .conformance import check_runtimes, conform, conformance_table, tokens_from_text
+    from .conformance import check_runtimes, conform_text, conformance_table
     from .formats.staging import check_output
 
     check_output(Path(args.output), args.overwrite)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     runtimes = check_runtimes([r.strip() for r in args.runtimes.split(",")] if args.runtimes else None)
-    count = args.tokens or args.to - 1  # vLLM counts the one generated token against the window
-    tokens = tokens_from_text(args.model, args.data, count)
-    score_from = args.score_from if args.score_from is not None else count // 2
-    rows = conform(args.model, args.to, methods, tokens, score_from, runtimes, args.keep)
-    from .formats.provenance import versions
-
-    record = {"model": args.model, "to": args.to, "tokens": count, "score_from": score_from, "versions": versions()}
-    Path(args.output).write_text(json.dumps({**record, "rows": rows}, indent=2) + "\n", encoding="utf-8")
-    print(conformance_table(rows))
+    record = conform_text(args.model, args.to, methods, args.data, args.tokens, args.score_from, runtimes, args.keep)
+    Path(args.output).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(conformance_table(record["rows"]))
     print(f"\nwrote {args.output}")
 
 

@@ -166,6 +166,25 @@ def tokens_from_text(model: str | Path, data: list[str], count: int) -> list[int
     return ids[:count]
 
 
+def conform_text(model, to: int, methods, data, count=None, score_from=None, runtimes=None, workdir=None) -> dict:
+    """``conform`` on the first tokens of text files: by default a window of ``to`` - 1 tokens (vLLM counts
+    the one token it must generate against the window) scored from its middle. Returns the results record."""
+    from .formats.provenance import versions
+
+    count = count or to - 1
+    tokens = tokens_from_text(model, data, count)
+    score_from = count // 2 if score_from is None else score_from
+    rows = conform(model, to, methods, tokens, score_from, runtimes, workdir)
+    return {
+        "model": str(model),
+        "to": to,
+        "tokens": count,
+        "score_from": score_from,
+        "versions": versions(),
+        "rows": rows,
+    }
+
+
 def conformance_table(rows: list[dict]) -> str:
     lines = ["| method | runtime | file | perplexity | vs transformers | seconds |", "|---|---|---|---|---|---|"]
     for row in rows:

@@ -68,10 +68,9 @@ class HfRopeWriter:
             from .formats.gguf_to_hf import gguf_to_hf_folder
 
             gguf_to_hf_folder(self.source, staging, self.dtype)
-            write_rope_config(staging, self.plan)
         else:
             copy_tree(self.source, staging, skip=set())
-            write_rope_config(staging, self.plan)
+        write_rope_config(staging, self.plan)
 
     def read_back(self, staging: Path) -> dict:
         readback = transformers_readback(staging, self.plan)
