@@ -133,3 +133,22 @@ def test_check_runtime_reads_the_written_gguf_back_in_llama_cpp(small, tmp_path)
     _need("llama.cpp")
     report = api.extend(small["gguf"], tmp_path / "llama3.gguf", 512, "llama3", runtimes=("llama.cpp",))
     assert any(note.startswith("llama.cpp reads it back") for note in report.notes), report.notes
+
+
+def test_conform_command_writes_one_row_per_method_and_runtime(tmp_path, capsys):
+    import json
+
+    import tiny_decoders
+    from ctxext.cli import main, run
+
+    folder = tiny_decoders.save_decoder("llama", tmp_path / "llama")
+    text = tmp_path / "text.txt"
+    text.write_text(" ".join(["alpha beta gamma delta"] * 100))
+    out = tmp_path / "conform.json"
+    argv = ["conform", str(folder), "--to", "128", "--methods", "none,yarn,linear", "--runtimes", "transformers"]
+    assert run(main, [*argv, "--data", str(text), "-o", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["tokens"] == 127 and record["score_from"] == 63
+    ppl = {row["method"]: row["ppl"] for row in record["rows"]}
+    assert set(ppl) == {"none", "yarn", "linear"} and len(set(ppl.values())) == 3
+    assert "| linear | transformers |" in capsys.readouterr().out
