@@ -191,9 +191,17 @@ MORE_CASES = {
         ["train", "{root}/llama", "--to", "64", "--max-steps", "0", "--data", "{root}/a-file.txt", "-o", "{out}"],
         "positive",
     ),
-    "train on an encoder": (
+    "train an encoder on too little text": (
         ["train", "{root}/bert", "--to", "128", "--data", "{root}/a-file.txt", "-o", "{out}"],
-        "rope decoders",
+        "needs at least",
+    ),
+    "train an encoder with --lora": (
+        ["train", "{root}/bert", "--to", "128", "--lora", "--data", "{root}/a-file.txt", "-o", "{out}"],
+        "is for decoders",
+    ),
+    "train an encoder with a batch of one": (
+        ["train", "{root}/bert", "--to", "128", "--batch-size", "1", "--data", "{root}/a-file.txt", "-o", "{out}"],
+        "at least 2",
     ),
     "eval --trials 0": ([*EVAL[:3], "passkey", *EVAL[4:], "--trials", "0"], "positive"),
     "eval --trials -1": ([*EVAL[:3], "passkey", *EVAL[4:], "--trials=-1"], "positive"),

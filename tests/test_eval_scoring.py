@@ -6,6 +6,7 @@ import math
 
 import torch
 
+import tiny
 from ctxext.eval.drift import decoder_drift
 from ctxext.eval.passkey import key_sentence, passkey_prompt
 from ctxext.eval.retrieval import rank_metrics
@@ -46,3 +47,53 @@ def test_passkey_prompt_has_the_length_and_puts_the_key_at_the_depth(minilm_path
     late = passkey_prompt(tokenizer, 60, 1.0, 12345).tolist()
     where = [next(i for i in range(60) if p[i : i + len(needle)] == needle) for p in (early, late)]
     assert where[0] < where[1]
+
+
+def test_maxsim_scores_a_document_by_its_best_chunk():
+    from ctxext.eval.doc_embedding import similarity
+
+    queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    documents = [torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.6, 0.8]])]
+    assert torch.allclose(similarity(queries, documents), torch.tensor([[1.0, 0.6], [1.0, 0.8]]))
+    pooled = torch.stack([d.mean(0) for d in documents])
+    assert similarity(queries, pooled)[0].argmax() == 1  # mean pooling (0.45 vs 0.6) ranks the other way
+
+
+def test_maxsim_finds_a_deep_chunk_that_truncation_cannot(tmp_path):
+    """Each query is exactly the third 30-token chunk of its 90-word document: max-sim must rank it first."""
+    import json
+
+    from ctxext.eval.run import evaluate
+
+    model = tiny.save_sentence_transformer(tmp_path / "st", window=32)
+    rows, docs = [], [tiny.words(90, seed=s) for s in range(4)]
+    for i, text in enumerate(docs):
+        rows.append({"doc_id": i, "text": text})
+        rows.append({"query": " ".join(text.split()[60:90]), "relevant": [i]})
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    results = evaluate(
+        str(model),
+        "retrieval",
+        [128],
+        methods=["truncate", "maxsim", "late"],
+        subtasks=["passkey"],
+        jsonl=str(tmp_path / "d.jsonl"),
+    )["results"]["retrieval"]
+    assert results["maxsim"][128]["d/accuracy@1"] == 1.0
+    assert results["truncate"][128]["d/accuracy@1"] < 1.0
+    assert {"d/accuracy@1", "d/ndcg@10"} <= set(results["late"][128])
+
+
+def test_late_chunks_see_the_whole_document_and_maxsim_chunks_do_not(tmp_path):
+    from ctxext.eval.doc_embedding import embed_documents
+    from ctxext.eval.models import load_model, variant
+
+    loaded = load_model(tiny.save_sentence_transformer(tmp_path / "st", window=32))
+    head = tiny.words(30, seed=1)  # exactly one chunk of 32 - 2 special tokens
+    documents = [head + " " + tiny.words(60, seed=2), head + " " + tiny.words(60, seed=3)]
+    chunks = embed_documents(loaded.embedder, documents, "maxsim", 128, 32)
+    assert [len(c) for c in chunks] == [3, 3] and torch.equal(chunks[0][0], chunks[1][0])
+    with variant(loaded, "late", 128) as mode:
+        late = embed_documents(loaded.embedder, documents, mode, 128, 32)
+    assert mode == "late" and [len(c) for c in late] == [3, 3]
+    assert not torch.allclose(late[0][0], late[1][0])  # the first chunk's vector depends on what follows it

@@ -174,6 +174,10 @@ def cmd_eval(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from .api import input_kind
+
+    if input_kind(args.model) == "learned":
+        return cmd_train_encoder(args)
     from .train import train
 
     result = train(
@@ -181,10 +185,10 @@ def cmd_train(args) -> None:
         args.output,
         args.to,
         args.data,
-        method=args.method,
-        max_steps=args.max_steps,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
+        method=args.method or "linear",
+        max_steps=args.max_steps or 200,
+        learning_rate=args.learning_rate or 2e-5,
+        batch_size=args.batch_size or 1,
         accumulation=args.accumulation,
         lora=args.lora,
         gradient_checkpointing=args.gradient_checkpointing,
@@ -196,6 +200,32 @@ def cmd_train(args) -> None:
     losses = [row["loss"] for row in result["history"]]
     print(f"trained {result['steps']} steps; loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "trained")
     print(f"wrote {args.output} (checkpoints in {result['checkpoints']})")
+
+
+def cmd_train_encoder(args) -> None:
+    from .train_encoder import EncoderTraining, train_encoder
+
+    refused = [flag for flag in ("lora", "xpos", "resume", "save_steps") if getattr(args, flag)]
+    if refused:
+        raise CtxextError(f"--{refused[0].replace('_', '-')} is for decoders; an encoder trains its new rows only")
+    defaults = EncoderTraining(args.to)
+    setup = EncoderTraining(
+        args.to,
+        max_steps=args.max_steps or defaults.max_steps,
+        batch_size=args.batch_size or defaults.batch_size,
+        learning_rate=args.learning_rate or defaults.learning_rate,
+        gradient_checkpointing=args.gradient_checkpointing,
+    )
+    result = train_encoder(
+        args.model, args.output, args.data, setup, method=args.method or "tile", overwrite=args.overwrite
+    )
+    losses, readback = result["history"], result["readback"]
+    print(f"trained {result['steps']} steps; loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    print(
+        f"short inputs bit-identical (max difference {readback['short_input_max_difference']}); "
+        f"{readback['trained_rows_changed']} new rows trained"
+    )
+    print(f"wrote {args.output}")
 
 
 def cmd_conform(args) -> None:

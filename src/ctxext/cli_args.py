@@ -114,8 +114,8 @@ def build_parser() -> Parser:
     evaluate.add_argument("--data", nargs="+", help="text files or folders (ppl, drift, retrieval's chapters)")
     evaluate.add_argument(
         "--methods",
-        help="comma-separated: native / none, truncate, chunk, or extension methods "
-        "applied in memory (cubic, cubic+keep, yarn, linear, ...)",
+        help="comma-separated: native / none; encoder baselines truncate, chunk, maxsim (best chunk); "
+        "or extension methods applied in memory (tile, cubic+keep, yarn, ...; encoders: +late for late chunking)",
     )
     evaluate.add_argument(
         "--to", type=positive_int, help="target length the methods extend to (default: the longest length)"
@@ -132,16 +132,24 @@ def build_parser() -> Parser:
     evaluate.add_argument("--plot", help="also write this PNG")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing results and plot files")
 
-    training = verbs.add_parser("train", help="continue training a decoder on text packed at the new length")
-    training.add_argument("model", help="model folder (usually one written by ctxext extend)")
+    training = verbs.add_parser(
+        "train",
+        help="continue training a decoder on text packed at the new length, or train only the new position rows "
+        "of an encoder (short inputs stay bit-identical)",
+    )
+    training.add_argument("model", help="model folder (a decoder, usually written by ctxext extend; or an encoder)")
     training.add_argument("--to", type=positive_int, required=True, help="sequence length to train at")
     training.add_argument("--data", nargs="+", required=True, help="text files or folders")
-    training.add_argument("--method", default="linear", help="RoPE scaling applied first if the model is shorter")
     training.add_argument(
-        "--max-steps", type=positive_int, default=200, help="optimizer steps (the PI paper: 200-1000)"
+        "--method", help="decoders: RoPE scaling applied first if shorter (linear); encoders: table resampling (tile)"
     )
-    training.add_argument("--learning-rate", type=float, default=2e-5)
-    training.add_argument("--batch-size", type=positive_int, default=1)
+    training.add_argument(
+        "--max-steps", type=positive_int, help="optimizer steps (decoders 200, the PI paper: 200-1000; encoders 40)"
+    )
+    training.add_argument("--learning-rate", type=float, help="decoders 2e-5; encoders 2e-3 (the new rows only)")
+    training.add_argument(
+        "--batch-size", type=positive_int, help="decoders 1; encoders 8 (documents contrasted in a batch)"
+    )
     training.add_argument("--accumulation", type=positive_int, default=1, help="gradient accumulation steps")
     training.add_argument(
         "--lora",

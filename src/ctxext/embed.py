@@ -84,6 +84,12 @@ class Embedder:
             chunks.append(((hidden * mask).sum(1) / mask.sum(1)).cpu())
         return torch.cat(chunks)
 
+    @torch.inference_mode()
+    def token_states(self, text: str, max_length: int) -> torch.Tensor:
+        """The last hidden state of every token of ``text`` (special tokens included), cut at ``max_length``."""
+        batch = self.tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+        return self.model(**batch.to(self.model.device)).last_hidden_state[0].float().cpu()
+
     def token_count(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
 

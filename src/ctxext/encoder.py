@@ -93,6 +93,52 @@ class TableWriter:
         _record(staging, self.plan, readback)
 
 
+class TrainedTableWriter(TableWriter):
+    """An encoder folder whose extended table was trained (``ctxext train`` on an encoder); read back as
+    :class:`TableWriter` does, and refused unless short inputs embed bit for bit as in the original and
+    only rows beyond the original window differ from it."""
+
+    def __init__(self, folder: ModelFolder, plan: TablePlan, table, history: list[float]):
+        super().__init__(folder, plan, default_short_texts())
+        self.table, self.history = table, history
+
+    def write(self, staging: Path) -> None:
+        write_files(self.model_folder, self.plan, staging, self.table)
+
+    def read_back(self, staging: Path) -> dict:
+        original, written = Embedder(self.source), Embedder(staging)
+        written.max_length = original.max_length  # the same tokens in both: inputs the original takes whole
+        gap = (original.encode(self.texts) - written.encode(self.texts)).abs().max().item()
+        old = self.model_folder.read_tensor(self.plan.table_key)
+        new = open_model_folder(staging).read_tensor(self.plan.table_key)
+        if gap != 0 or not new[: len(old)].equal(old):
+            raise CtxextError(f"the trained model embeds short inputs differently (max difference {gap:.3g})")
+        result = verify(original, staging, self.plan, self.texts).as_dict()
+        changed = int((new[len(old) :] != self.plan.new_table(old)[len(old) :]).any(dim=-1).sum())
+        return {**result, "short_input_max_difference": gap, "trained_rows_changed": changed}
+
+    def record(self, staging: Path, readback: dict | None) -> None:
+        write_provenance(
+            staging,
+            {
+                "kind": "learned-table-trained",
+                "plan": self.plan.provenance(),
+                "loss": self.history,
+                "verification": readback,
+            },
+        )
+        append_card_section(
+            staging,
+            "Context extension",
+            [
+                f"This model's learned position table was extended by ctxext from {self.plan.positions} to "
+                f"{self.plan.target} positions (`{self.plan.method}`), then only the new rows were trained "
+                f"({len(self.history)} steps, every other weight frozen): inputs of up to {self.plan.positions} "
+                "tokens embed exactly as in the original model.",
+            ],
+        )
+
+
 def _record(folder: Path, plan: TablePlan, result: Verification | None) -> None:
     write_provenance(
         folder,

@@ -17,10 +17,13 @@ from .table_surgery import TablePlan
 LENGTH_BUFFERS = ("position_ids", "token_type_ids")
 
 
-def weight_replacements(folder: ModelFolder, plan: TablePlan) -> dict[str, torch.Tensor]:
-    """The new table and every stored length-dependent buffer beside it, keyed as in the weights."""
+def weight_replacements(folder: ModelFolder, plan: TablePlan, table: torch.Tensor | None = None) -> dict:
+    """The new table (the plan's, or ``table`` when given: a trained one) and every stored length-dependent
+    buffer beside it, keyed as in the weights."""
     prefix = plan.table_key.rsplit(".", 2)[0] + "." if plan.table_key.count(".") >= 2 else ""
-    replacements = {plan.table_key: plan.new_table(folder.read_tensor(plan.table_key))}
+    if table is None:
+        table = plan.new_table(folder.read_tensor(plan.table_key))
+    replacements = {plan.table_key: table.contiguous()}
     for name in LENGTH_BUFFERS:
         key = prefix + name
         if key in folder.weight_files:
@@ -35,7 +38,7 @@ def _length_buffer(name: str, rows: int, dtype, device) -> torch.Tensor:
     return torch.zeros((1, rows), dtype=dtype, device=device)
 
 
-def _table_module(model: nn.Module, plan: TablePlan) -> tuple[nn.Module, str]:
+def table_module(model: nn.Module, plan: TablePlan) -> tuple[nn.Module, str]:
     path = plan.table_key.removesuffix(".weight")
     candidates = [path, path.split(".", 1)[-1]]
     for candidate in candidates:
@@ -52,7 +55,7 @@ def _table_module(model: nn.Module, plan: TablePlan) -> tuple[nn.Module, str]:
 @contextmanager
 def extended_in_memory(model: nn.Module, plan: TablePlan):
     """Apply the plan to a loaded model for the duration of the block, then restore it exactly."""
-    parent, name = _table_module(model, plan)
+    parent, name = table_module(model, plan)
     old_embedding = getattr(parent, name)
     old_buffers = {b: getattr(parent, b) for b in LENGTH_BUFFERS if b in parent._buffers}
     old_config = {key: getattr(model.config, key) for key in plan.length_keys if hasattr(model.config, key)}
@@ -68,7 +71,7 @@ def extended_in_memory(model: nn.Module, plan: TablePlan):
 
 def apply_in_memory(model: nn.Module, plan: TablePlan) -> nn.Module:
     """Replace the table of a loaded model, resize its length buffers and update its config."""
-    parent, name = _table_module(model, plan)
+    parent, name = table_module(model, plan)
     old = getattr(parent, name)
     new_weight = plan.new_table(old.weight.data)
     embedding = nn.Embedding(
@@ -89,9 +92,9 @@ def apply_in_memory(model: nn.Module, plan: TablePlan) -> nn.Module:
     return model
 
 
-def write_files(folder: ModelFolder, plan: TablePlan, staging: Path) -> None:
+def write_files(folder: ModelFolder, plan: TablePlan, staging: Path, table: torch.Tensor | None = None) -> None:
     """Write the extended folder into ``staging`` (an empty folder): weights, config, tokenizer, ST."""
-    rewritten = rewrite_weights(folder, staging, weight_replacements(folder, plan))
+    rewritten = rewrite_weights(folder, staging, weight_replacements(folder, plan, table))
     copy_tree(folder.root, staging, skip=rewritten)
     transformer_dir = staging / folder.transformer_dir.relative_to(folder.root)
     config = read_json(transformer_dir / "config.json")

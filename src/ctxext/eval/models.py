@@ -1,8 +1,10 @@
 """Models under evaluation: load once, then yield one variant per method, extended in memory.
 
-A variant label is ``native`` (the model as loaded), ``truncate`` and ``chunk`` (encoder baselines that
-change how inputs are fed, not the model), or a method name applied in memory with ctxext's plan and
-restored afterwards, so several methods compare in one run without writing a folder for each.
+A variant label is ``native`` (the model as loaded), ``truncate``, ``chunk`` and ``maxsim`` (encoder
+baselines that change how inputs are fed, not the model), or a method name applied in memory with ctxext's
+plan and restored afterwards, so several methods compare in one run without writing a folder for each.
+Encoder labels take options after ``+`` (``cubic+keep``, ``tile+logn``); ``+late`` embeds documents by late
+chunking, and ``late`` alone is ``tile+late``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import torch
 
 from ..errors import CtxextError
 
-ENCODER_BASELINES = ("truncate", "chunk")
+ENCODER_BASELINES = ("truncate", "chunk", "maxsim")
+LATE_DEFAULT = "tile"  # the extension `late` alone uses
 
 
 @dataclass
@@ -138,7 +141,7 @@ def table_variant(loaded: LoadedModel, method: str, to: int, **options) -> Itera
 
 @contextmanager
 def variant(loaded: LoadedModel, label: str, to: int | None) -> Iterator[str]:
-    """Yield the mode of feeding inputs: 'native', 'truncate', 'chunk' or 'extended'."""
+    """Yield the mode of feeding inputs: 'native', a baseline's name, 'extended' or 'late'."""
     if label in ("native", "none") or (label in ENCODER_BASELINES and loaded.kind == "encoder"):
         yield label
         return
@@ -148,11 +151,11 @@ def variant(loaded: LoadedModel, label: str, to: int | None) -> Iterator[str]:
         with rope_variant(loaded, label, to):
             yield "extended"
         return
-    method, *flags = label.split("+")
-    logn = "logn" in flags
-    flags = [flag for flag in flags if flag != "logn"]
+    method, *flags = (LATE_DEFAULT + "+" + label if label == "late" else label).split("+")
+    logn, late = "logn" in flags, "late" in flags
+    flags = [flag for flag in flags if flag not in ("logn", "late")]
     with table_variant(loaded, method, to, **variant_options(flags)), log_n_scaling(loaded, logn):
-        yield "extended"
+        yield "late" if late else "extended"
 
 
 QUERY_NAMES = (".query", ".q_lin", ".q")
@@ -195,5 +198,7 @@ def variant_options(flags: list[str]) -> dict:
         elif flag.startswith("from"):
             options["from_window"] = flag[4:]
         else:
-            raise CtxextError(f"unknown option '+{flag}' in a method label (known: +keep, +keepK, +trained, +fromW)")
+            raise CtxextError(
+                f"unknown option '+{flag}' in a method label (known: +keep, +keepK, +trained, +fromW, +logn, +late)"
+            )
     return options

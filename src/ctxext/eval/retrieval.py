@@ -1,9 +1,8 @@
 """Long-document retrieval for encoders: synthetic passkey and needle (after LongEmbed, Zhu et al. 2024),
 deep-sentence chapter retrieval from books, and the user's own JSONL; nDCG@10 and accuracy@1.
 
-Every task is a set of documents and of queries with their relevant documents. Documents are embedded
-three ways: ``truncate`` (cut at the original window), ``chunk`` (split into windows of the original
-length, embed each, mean-pool: the baseline users already run), or whole by an extended model.
+Every task is a set of documents and of queries with their relevant documents; how documents are embedded
+(truncated, chunked, multi-vector, whole, late-chunked) is in :mod:`ctxext.eval.doc_embedding`.
 """
 
 from __future__ import annotations
@@ -191,11 +190,12 @@ def jsonl_task(path: str | Path) -> RetrievalTask:
     return RetrievalTask(Path(path).stem, documents, queries, relevant)
 
 
-def rank_metrics(queries: torch.Tensor, documents: torch.Tensor, relevant: list[set[int]]) -> dict[str, float]:
-    """accuracy@1 and nDCG@10 (binary relevance) of cosine ranking."""
-    q = torch.nn.functional.normalize(queries.float(), dim=-1)
-    d = torch.nn.functional.normalize(documents.float(), dim=-1)
-    order = (q @ d.T).argsort(dim=-1, descending=True)
+def rank_metrics(queries: torch.Tensor, documents, relevant: list[set[int]]) -> dict[str, float]:
+    """accuracy@1 and nDCG@10 (binary relevance) of cosine ranking; a document given as several vectors
+    (multi-vector) scores the best of them."""
+    from .doc_embedding import similarity
+
+    order = similarity(queries, documents).argsort(dim=-1, descending=True)
     top1, ndcg = 0.0, 0.0
     for row, wanted in zip(order.tolist(), relevant, strict=True):
         top1 += row[0] in wanted
@@ -203,27 +203,3 @@ def rank_metrics(queries: torch.Tensor, documents: torch.Tensor, relevant: list[
         ideal = sum(1 / math.log2(rank + 2) for rank in range(min(len(wanted), 10)))
         ndcg += gain / ideal
     return {"accuracy@1": top1 / len(relevant), "ndcg@10": ndcg / len(relevant)}
-
-
-def embed_documents(embedder, documents: list[str], mode: str, length: int, window: int) -> torch.Tensor:
-    """Embed documents by truncation to ``window``, by chunk-and-mean-pool over ``window``-token chunks,
-    or whole up to ``length`` tokens (an extended model)."""
-    saved = embedder.max_length
-    try:
-        if mode == "chunk":
-            return torch.stack([_chunked(embedder, text, length, window) for text in documents])
-        embedder.max_length = min(length, window) if mode in ("truncate", "native") else length
-        return embedder.encode(documents)
-    finally:
-        embedder.max_length = saved
-
-
-def _chunked(embedder, text: str, length: int, window: int) -> torch.Tensor:
-    tokenizer = embedder.tokenizer
-    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"][: max(length - 2, 1)]
-    specials = len(tokenizer("", add_special_tokens=True)["input_ids"])
-    size = window - specials
-    chunks = [tokenizer.decode(ids[i : i + size]) for i in range(0, len(ids), size)] or [text]
-    embedder.max_length = window
-    vectors = torch.nn.functional.normalize(embedder.encode(chunks), dim=-1)
-    return vectors.mean(0)

@@ -152,7 +152,8 @@ def _run_one(
 
 
 def _retrieval(loaded, mode, lengths, text, subtasks, jsonl, count, label) -> dict:
-    from .retrieval import chapter_task, embed_documents, jsonl_task, needle_task, passkey_task, rank_metrics
+    from .doc_embedding import embed_documents
+    from .retrieval import chapter_task, jsonl_task, needle_task, passkey_task, rank_metrics
 
     subtasks = subtasks or (["passkey", "needle"] + (["chapters"] if text else []))
     for name in subtasks:
@@ -179,7 +180,7 @@ def _retrieval(loaded, mode, lengths, text, subtasks, jsonl, count, label) -> di
                 tasks.append(needle_task(loaded.tokenizer, text, length, count))
             for task in tasks + fixed:
                 feed = mode if mode != "native" else "truncate"
-                if feed == "extended" and length > positions:
+                if feed in ("extended", "late") and length > positions:
                     bar.update()
                     continue
                 documents = embed_documents(loaded.embedder, task.documents, feed, length, window)

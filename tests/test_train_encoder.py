@@ -1,0 +1,110 @@
+"""ctxext train on an encoder: only rows beyond the original window train, short inputs stay bit-identical,
+the output loads in plain sentence-transformers, and a table whose old rows moved is refused."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import tiny
+from ctxext.encoder import TrainedTableWriter
+from ctxext.errors import CtxextError
+from ctxext.formats.hf_folder import open_model_folder
+from ctxext.table_surgery import plan_table
+from ctxext.train_encoder import EncoderTraining, SpanPairs, train_encoder
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train-encoder")
+    model = tiny.save_sentence_transformer(root / "st", window=32)
+    text = root / "long.txt"
+    text.write_text(" ".join(tiny.words(200, seed=s) for s in range(8)))
+    return root, model, text
+
+
+@pytest.fixture(scope="module")
+def trained(setup):
+    root, model, text = setup
+    setup_ = EncoderTraining(128, max_steps=6, batch_size=4, learning_rate=1e-2)
+    result = train_encoder(model, root / "out", [str(text)], setup_)
+    return root / "out", result
+
+
+def test_only_rows_beyond_the_window_change(setup, trained):
+    _, model, _ = setup
+    out, result = trained
+    before = open_model_folder(model).read_tensor("embeddings.position_embeddings.weight")
+    after = load_file(out / "model.safetensors")["embeddings.position_embeddings.weight"]
+    assert after.shape == (128, before.shape[1])
+    assert torch.equal(after[:64], before)
+    tiled = before.repeat(2, 1)
+    changed = (after[64:] != tiled[64:]).any(dim=-1)
+    assert changed.sum() > 32, "training moved too few of the new rows"
+    assert result["readback"]["trained_rows_changed"] == int(changed.sum())
+    others_before = {k: v for k, v in load_file(model / "model.safetensors").items() if "position_embeddings" not in k}
+    others_after = load_file(out / "model.safetensors")
+    for key, value in others_before.items():
+        if key.endswith(("position_ids", "token_type_ids")):
+            continue
+        assert torch.equal(others_after[key], value), key
+
+
+def test_short_inputs_bit_identical_and_long_inputs_load_in_plain_sentence_transformers(setup, trained):
+    _, model, _ = setup
+    out, result = trained
+    texts = [tiny.words(n, seed=n) for n in (3, 12, 29)]  # within the original 32-token window
+    code = (
+        "import sys, torch\n"
+        "sys.meta_path.insert(0, type('B', (), {'find_spec': lambda s, n, p=None, t=None: "
+        "(_ for _ in ()).throw(ImportError()) if n.startswith('ctxext') else None})())\n"
+        "from sentence_transformers import SentenceTransformer\n"
+        f"texts = {texts!r}\n"
+        f"a = SentenceTransformer({str(model)!r}, device='cpu').encode(texts, convert_to_tensor=True)\n"
+        f"m = SentenceTransformer({str(out)!r}, device='cpu')\n"
+        "b = m.encode(texts, convert_to_tensor=True)\n"
+        f"long = m.encode([{tiny.words(120, seed=9)!r}], convert_to_tensor=True)\n"
+        "print(m.max_seq_length, (a - b).abs().max().item(), bool(long.isfinite().all()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    length, gap, finite = done.stdout.split()
+    assert (int(length), float(gap), finite) == (128, 0.0, "True")
+    record = json.loads((out / "ctxext.json").read_text())
+    assert record["kind"] == "learned-table-trained" and len(record["loss"]) == 6
+    assert result["readback"]["short_input_max_difference"] == 0.0
+
+
+def test_a_trained_table_whose_old_rows_moved_is_refused(setup, tmp_path):
+    _, model, _ = setup
+    folder = open_model_folder(model)
+    plan = plan_table(folder, 128, "tile")
+    table = plan.new_table(folder.read_tensor(plan.table_key))
+    table[3] += 1e-3
+    with pytest.raises(CtxextError, match="short inputs differently"):
+        TrainedTableWriter(folder, plan, table, [0.0]).read_back(_written(folder, plan, table, tmp_path))
+
+
+def _written(folder, plan, table, staging):
+    TrainedTableWriter(folder, plan, table, [0.0]).write(staging)
+    return staging
+
+
+def test_span_pairs_take_queries_from_inside_their_document():
+    tokenizer = tiny.tokenizer(256)
+    pairs = SpanPairs(tokenizer, " ".join(tiny.words(200, seed=s) for s in range(4)), 64, 128, 8, seed=0)
+    for _ in range(5):
+        queries, documents = pairs.batch(4)
+        assert len(set(documents)) == 4
+        for query, document in zip(queries, documents, strict=True):
+            assert query in document
+            assert 64 <= len(tokenizer(document, add_special_tokens=True)["input_ids"]) <= 128
+
+
+def test_loss_falls_on_average(trained):
+    _, result = trained
+    losses = result["history"]
+    assert sum(losses[-3:]) < sum(losses[:3])
