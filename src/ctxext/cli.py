@@ -145,6 +145,7 @@ def cmd_eval(args) -> None:
 
     from .eval.run import evaluate, write_results
     from .formats.staging import check_output
+    from .placement import placement
     from .report import markdown, plot
 
     for output in filter(None, (args.output, args.plot)):
@@ -164,6 +165,7 @@ def cmd_eval(args) -> None:
         trials=args.trials,
         subtasks=subtasks,
         jsonl=args.jsonl,
+        place=placement(args.device, args.dtype, args.device_map, args.attn, args.max_memory),
     )
     results = json.loads(json.dumps(results, default=str))
     write_results(results, args.output)

@@ -131,6 +131,7 @@ def build_parser() -> Parser:
     evaluate.add_argument("-o", "--output", required=True, help="results JSON to write")
     evaluate.add_argument("--plot", help="also write this PNG")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing results and plot files")
+    add_placement(evaluate)
 
     training = verbs.add_parser(
         "train",
@@ -192,3 +193,22 @@ def build_parser() -> Parser:
     plot.add_argument("-o", "--output", required=True, help="PNG to write")
     plot.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
     return parser
+
+
+def add_placement(parser) -> None:
+    """--device, --dtype, --device-map, --attn: where and how the model under test runs."""
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    parser.add_argument(
+        "--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"], help="auto: bf16 on a GPU, else fp32"
+    )
+    parser.add_argument(
+        "--device-map",
+        choices=["auto"],
+        help="let accelerate split a model larger than one device over every GPU, then CPU memory",
+    )
+    parser.add_argument(
+        "--max-memory", help="per-device budget for --device-map, e.g. 0=70GiB,1=70GiB,cpu=200GiB (beyond it: disk)"
+    )
+    parser.add_argument(
+        "--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"], help="attention implementation"
+    )

@@ -37,19 +37,19 @@ def read_texts(path: str | Path) -> list[str]:
 class Embedder:
     """Texts -> float32 embeddings, for Sentence-Transformers and plain transformers folders alike."""
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
+    def __init__(self, path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
         self.path = Path(path)
         if (self.path / "modules.json").is_file():
             from sentence_transformers import SentenceTransformer
 
-            self.sentence_transformer = SentenceTransformer(str(self.path), device=device)
+            self.sentence_transformer = SentenceTransformer(str(self.path), device=device).to(dtype)
             self.model = self.sentence_transformer[0].auto_model
             self.tokenizer = self.sentence_transformer.tokenizer
         else:
             from transformers import AutoModel, AutoTokenizer
 
             self.sentence_transformer = None
-            self.model = AutoModel.from_pretrained(str(self.path)).to(device).eval()
+            self.model = AutoModel.from_pretrained(str(self.path), dtype=dtype).to(device).eval()
             self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
 
     @property

@@ -5,8 +5,9 @@ the original window, so an input that fits the original window is embedded bit f
 The table is first extended in memory (``tile`` by default: row j = row j mod L). The objective is
 self-supervised from the user's own long texts: a span of a document is the query, the whole document its
 positive, the other documents of the batch its negatives (InfoNCE, van den Oord et al. 2018: sentence-
-transformers' multiple-negatives ranking loss, scale 20). Queries fit the original window, so only the long
-side moves.
+transformers' cached multiple-negatives ranking loss, scale 20, whose gradient cache, Gao et al. 2021, runs
+the batch one document at a time so that a batch of long documents fits in memory). Queries fit the
+original window, so only the long side moves.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class EncoderTraining:
     batch_size: int = 8
     learning_rate: float = 2e-3
     query_tokens: int = 32
+    mini_batch_size: int = 1
     gradient_checkpointing: bool = False
     seed: int = 0
 
@@ -67,7 +69,7 @@ class SpanPairs:
 
 def train_new_rows(sentence_transformer, table: torch.nn.Embedding, kept: int, pairs: SpanPairs, setup) -> list:
     """Train rows ``kept``.. of ``table`` in place; every other parameter frozen. Returns the loss per step."""
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
     for parameter in sentence_transformer.parameters():
         parameter.requires_grad_(False)
@@ -75,10 +77,10 @@ def train_new_rows(sentence_transformer, table: torch.nn.Embedding, kept: int, p
     table.weight.requires_grad_(True)
     table.weight.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:kept]), grad[kept:]]))
     optimizer = torch.optim.AdamW([table.weight], lr=setup.learning_rate, weight_decay=0.0)
-    loss_fn = MultipleNegativesRankingLoss(sentence_transformer)
+    loss_fn = CachedMultipleNegativesRankingLoss(sentence_transformer, mini_batch_size=setup.mini_batch_size)
     if setup.gradient_checkpointing:
         sentence_transformer[0].auto_model.gradient_checkpointing_enable()
-    sentence_transformer.train()
+    sentence_transformer.eval()  # no dropout: deterministic, and attention keeps its fused kernel
     history = []
     with tqdm(total=setup.max_steps, desc="training new position rows", unit="step") as bar:
         for _ in range(setup.max_steps):
@@ -91,7 +93,6 @@ def train_new_rows(sentence_transformer, table: torch.nn.Embedding, kept: int, p
             history.append(round(loss.item(), 5))
             bar.set_postfix(loss=f"{history[-1]:.4f}")
             bar.update()
-    sentence_transformer.eval()
     table.weight.requires_grad_(False)
     if not torch.equal(table.weight[:kept], original):
         raise CtxextError("rows inside the original window moved during training")

@@ -4,7 +4,7 @@ A variant label is ``native`` (the model as loaded), ``truncate``, ``chunk`` and
 baselines that change how inputs are fed, not the model), or a method name applied in memory with ctxext's
 plan and restored afterwards, so several methods compare in one run without writing a folder for each.
 Encoder labels take options after ``+`` (``cubic+keep``, ``tile+logn``); ``+late`` embeds documents by late
-chunking, and ``late`` alone is ``tile+late``.
+chunking, ``late`` alone is ``tile+late``, and ``native+late`` late-chunks with the model as loaded.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CtxextError
+from ..placement import Placement
 
 ENCODER_BASELINES = ("truncate", "chunk", "maxsim")
 LATE_DEFAULT = "tile"  # the extension `late` alone uses
@@ -54,15 +55,32 @@ class LoadedModel:
         factor = float(facts.existing.get("factor", 1.0) or 1.0)
         return max(facts.context, int(round(self.context * factor)))
 
+    @property
+    def chunk_window(self) -> int:
+        """The window an encoder's chunking baselines cut documents to: the one it was trained at before
+        ctxext extended it (from its ``ctxext.json``), else its table's length."""
+        import json
+
+        record = Path(self.path) / "ctxext.json"
+        if self.kind == "encoder" and record.is_file():
+            try:
+                return int(json.loads(record.read_text(encoding="utf-8"))["plan"]["positions"])
+            except (ValueError, KeyError, TypeError):
+                pass
+        return self.context
+
     def plan_table(self, to, method, **options):
         from ..table_surgery import plan_table
 
         return plan_table(self.folder, to, method, allow_same=to is None, **options)
 
 
-def load_model(path: str | Path, dtype=torch.float32) -> LoadedModel:
-    """A decoder (HF folder or GGUF, dequantized in memory) or an encoder folder."""
+def load_model(path: str | Path, place: Placement | None = None) -> LoadedModel:
+    """A decoder (HF folder or GGUF, dequantized in memory) or an encoder folder, placed as ``place`` says
+    (default: fp32 on the CPU)."""
     from .. import api
+
+    place = place or Placement()
 
     path = Path(path)
     kind = api.input_kind(path)
@@ -79,7 +97,7 @@ def load_model(path: str | Path, dtype=torch.float32) -> LoadedModel:
             raise CtxextError(
                 "GPT-2-style decoders with learned tables are not evaluated yet; extend them and use your own harness"
             )
-        embedder = Embedder(path)
+        embedder = Embedder(path, device=place.device, dtype=place.dtype)
         return LoadedModel(str(path), "encoder", embedder.model, embedder.tokenizer, folder.config, folder, embedder)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -95,9 +113,10 @@ def load_model(path: str | Path, dtype=torch.float32) -> LoadedModel:
         if kind != "gguf" and _is_xpos(path):
             from ..xpos import load_xpos_model
 
-            model, hooks = load_xpos_model(path, dtype)
+            model, hooks = load_xpos_model(path, place.dtype)
+            model.to(place.device)
             return LoadedModel(str(path), "decoder", model, tokenizer, model.config.to_dict(), hooks=hooks)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, attn_implementation="sdpa", **extra).eval()
+        model = AutoModelForCausalLM.from_pretrained(where, **place.load_kwargs(), **extra).eval()
     except (OSError, ValueError) as exc:
         raise CtxextError(f"transformers cannot load {path}: {str(exc).splitlines()[0]}") from None
     return LoadedModel(str(path), "decoder", model, tokenizer, model.config.to_dict())
@@ -144,6 +163,9 @@ def variant(loaded: LoadedModel, label: str, to: int | None) -> Iterator[str]:
     """Yield the mode of feeding inputs: 'native', a baseline's name, 'extended' or 'late'."""
     if label in ("native", "none") or (label in ENCODER_BASELINES and loaded.kind == "encoder"):
         yield label
+        return
+    if label == "native+late" and loaded.kind == "encoder":  # a model already long enough, e.g. trained
+        yield "late"
         return
     if to is None:
         raise CtxextError(f"method {label!r} needs a target length")

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from ..errors import CtxextError, did_you_mean
 from ..formats.provenance import versions
+from ..placement import Placement
 from .models import LoadedModel, load_model, variant
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,12 @@ def evaluate(
     subtasks: list[str] | None = None,
     jsonl: str | None = None,
     count: int = 16,
+    place: Placement | None = None,
 ) -> dict:
     if task not in TASKS:
         raise CtxextError(f"unknown task {task!r}{did_you_mean(task, TASKS)}; choose from {', '.join(TASKS)}")
-    loaded = load_model(model_path)
+    place = place or Placement()
+    loaded = load_model(model_path, place)
     _check(task, loaded)
     lengths = sorted(set(int(x) for x in lengths))
     default = ["native"] if loaded.kind == "decoder" else ["truncate", "chunk"]
@@ -105,6 +108,7 @@ def evaluate(
             "jsonl": jsonl,
         },
         "model": model_path,
+        "placement": place.describe(),
         "kind": loaded.kind,
         "original_context": loaded.context,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -165,7 +169,7 @@ def _retrieval(loaded, mode, lengths, text, subtasks, jsonl, count, label) -> di
         text = " ".join(default_short_texts()) if "chapters" not in subtasks else None
         if text is None:
             raise CtxextError("the chapters task needs books: pass --data FILE [FILE ...]")
-    window = loaded.plan_table(None, "cubic").positions
+    window = loaded.chunk_window
     positions = _positions(loaded)  # the in-memory table's length, read once
     results = {}
     fixed = [jsonl_task(jsonl)] if jsonl else []
@@ -179,11 +183,12 @@ def _retrieval(loaded, mode, lengths, text, subtasks, jsonl, count, label) -> di
             if "needle" in subtasks:
                 tasks.append(needle_task(loaded.tokenizer, text, length, count))
             for task in tasks + fixed:
-                feed = mode if mode != "native" else "truncate"
-                if feed in ("extended", "late") and length > positions:
+                if mode in ("extended", "late") and length > positions:
                     bar.update()
                     continue
-                documents = embed_documents(loaded.embedder, task.documents, feed, length, window)
+                # native: the model as it is, documents cut at its own table's length
+                feed, cut = ("truncate", positions) if mode == "native" else (mode, window)
+                documents = embed_documents(loaded.embedder, task.documents, feed, length, cut)
                 queries = loaded.embedder.encode(task.queries)
                 metrics = rank_metrics(queries, documents, task.relevant)
                 row.update({f"{task.name}/{k}": v for k, v in metrics.items()})
