@@ -203,6 +203,13 @@ MORE_CASES = {
         ["train", "{root}/bert", "--to", "128", "--batch-size", "1", "--data", "{root}/a-file.txt", "-o", "{out}"],
         "at least 2",
     ),
+    "eval --backend vllm for drift": ([*EVAL[:3], "drift", *EVAL[4:], "--backend", "vllm"], "measures ppl and passkey"),
+    "eval --backend vllm on a file": (
+        ["eval", "{root}/a-file.txt", "--task", "ppl", "--lengths", "32", "--backend", "vllm", "-o", "{out}.json"],
+        "reads model folders",
+    ),
+    "eval --max-memory without sizes": ([*EVAL, "--max-memory", "cpu"], "DEVICE=SIZE"),
+    "eval --device that is not one": ([*EVAL, "--device", "tpu"], "choose auto"),
     "eval --trials 0": ([*EVAL[:3], "passkey", *EVAL[4:], "--trials", "0"], "positive"),
     "eval --trials -1": ([*EVAL[:3], "passkey", *EVAL[4:], "--trials=-1"], "positive"),
     "eval --depths 1.5": ([*EVAL[:3], "passkey", *EVAL[4:], "--depths", "1.5"], "between 0 and 1"),

@@ -152,3 +152,28 @@ def test_conform_command_writes_one_row_per_method_and_runtime(tmp_path, capsys)
     ppl = {row["method"]: row["ppl"] for row in record["rows"]}
     assert set(ppl) == {"none", "yarn", "linear"} and len(set(ppl.values())) == 3
     assert "| linear | transformers |" in capsys.readouterr().out
+
+
+def test_eval_backend_vllm_measures_what_the_transformers_backend_does(small, tmp_path):
+    """ppl on the same windows within 0.05%, passkey on the same prompts with the same answers."""
+    _need("vllm")
+    from ctxext.eval.run import evaluate
+    from ctxext.formats.gguf_to_hf import gguf_to_hf_folder
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    gguf_to_hf_folder(small["gguf"], folder)
+    book = tmp_path / "book.txt"
+    book.write_text(CORPUS.read_text(encoding="utf-8")[:20000])
+    common = {"to": 512, "stride": 128, "max_tokens": 1200}
+    here = evaluate(str(folder), "ppl", [128, 256], [str(book)], ["native", "yarn"], **common)["results"]["ppl"]
+    served = evaluate(str(folder), "ppl", [128, 256], [str(book)], ["yarn"], backend="vllm", **common)
+    served = served["results"]["ppl"]["yarn"]
+    for length in (128, 256):
+        assert served[length]["tokens"] == here["yarn"][length]["tokens"]
+        assert served[length]["ppl"] == pytest.approx(here["yarn"][length]["ppl"], rel=AGREE)
+        assert served[length]["ppl"] != pytest.approx(here["native"][length]["ppl"], rel=APART)
+    passkey = {"methods": ["native"], "depths": [0.2, 0.8], "trials": 2}
+    here = evaluate(str(folder), "passkey", [200], **passkey)["results"]["passkey"]["native"][200]
+    served = evaluate(str(folder), "passkey", [200], backend="vllm", **passkey)["results"]["passkey"]["native"][200]
+    assert served == here

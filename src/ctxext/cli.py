@@ -166,6 +166,8 @@ def cmd_eval(args) -> None:
         subtasks=subtasks,
         jsonl=args.jsonl,
         place=placement(args.device, args.dtype, args.device_map, args.attn, args.max_memory),
+        backend=args.backend,
+        engine={"tensor_parallel": args.tensor_parallel, "batch": args.batch},
     )
     results = json.loads(json.dumps(results, default=str))
     write_results(results, args.output)

@@ -132,6 +132,15 @@ def build_parser() -> Parser:
     evaluate.add_argument("--plot", help="also write this PNG")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing results and plot files")
     add_placement(evaluate)
+    evaluate.add_argument(
+        "--backend",
+        default="transformers",
+        choices=["transformers", "vllm"],
+        help="vllm: ppl and passkey measured in vLLM (its own environment, scripts/setup-runtimes.sh) on the same "
+        "tokens and prompts, each method written to a folder first",
+    )
+    evaluate.add_argument("--tensor-parallel", type=positive_int, default=1, help="vLLM: GPUs to shard the model over")
+    evaluate.add_argument("--batch", type=positive_int, default=8, help="vLLM: sequences in flight at once")
 
     training = verbs.add_parser(
         "train",

@@ -74,9 +74,16 @@ def window_nll(model, ids: torch.Tensor, window: Window, chunk_rows: int = 1024)
 
 
 def perplexity(
-    model, ids: torch.Tensor, lengths: list[int], stride: int | None = None, bucket: int | None = None, progress=None
+    model,
+    ids: torch.Tensor,
+    lengths: list[int],
+    stride: int | None = None,
+    bucket: int | None = None,
+    progress=None,
+    nll=None,
 ) -> dict[int, dict]:
-    """results[length] = {ppl, nll, tokens, windows, buckets: [{from, to, ppl, tokens}]} on the same targets."""
+    """results[length] = {ppl, nll, tokens, windows, buckets: [{from, to, ppl, tokens}]} on the same targets.
+    ``nll(window)`` gives the per-target losses another way (another runtime); default: ``model`` here."""
     lengths = sorted(set(int(x) for x in lengths))
     stride = stride or min(lengths)
     first, last = scored_region(len(ids), lengths, stride)
@@ -86,16 +93,16 @@ def perplexity(
         total, count, by_bucket = 0.0, 0, {}
         plan = windows(length, stride, first, last)
         for window in plan:
-            nll = window_nll(model, ids, window)
-            total += nll.sum().item()
-            count += len(nll)
+            losses = nll(window) if nll else window_nll(model, ids, window)
+            total += losses.sum().item()
+            count += len(losses)
             context = torch.arange(window.score_from, window.end + 1) - 1 - window.start  # position in window
             for key in (context // bucket).unique().tolist():
                 mask = context // bucket == key
                 s, c = by_bucket.get(key, (0.0, 0))
-                by_bucket[key] = (s + nll[mask].sum().item(), c + int(mask.sum()))
+                by_bucket[key] = (s + losses[mask].sum().item(), c + int(mask.sum()))
             if progress:
-                progress(length, len(nll))
+                progress(length, len(losses))
         results[length] = {
             "ppl": math.exp(total / count),
             "nll": total / count,

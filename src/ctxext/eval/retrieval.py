@@ -68,6 +68,7 @@ CITIES = [
     "Utrecht",
     "Vilnius",
 ]
+RETRIEVAL_SUBTASKS = ("passkey", "needle", "chapters")
 GRASS = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
 
 
@@ -203,3 +204,48 @@ def rank_metrics(queries: torch.Tensor, documents, relevant: list[set[int]]) -> 
         ideal = sum(1 / math.log2(rank + 2) for rank in range(min(len(wanted), 10)))
         ndcg += gain / ideal
     return {"accuracy@1": top1 / len(relevant), "ndcg@10": ndcg / len(relevant)}
+
+
+def retrieval_grid(loaded, mode: str, lengths, text, subtasks, jsonl, count, label) -> dict:
+    """results[length]["task/metric"] for one variant of a loaded encoder (``mode`` from ``variant``)."""
+    from tqdm.auto import tqdm
+
+    from ..errors import did_you_mean
+    from .doc_embedding import embed_documents
+
+    subtasks = subtasks or (["passkey", "needle"] + (["chapters"] if text else []))
+    for name in subtasks:
+        if name not in RETRIEVAL_SUBTASKS:
+            raise CtxextError(f"unknown retrieval task {name!r}{did_you_mean(name, RETRIEVAL_SUBTASKS)}")
+    if ("needle" in subtasks or "chapters" in subtasks) and not text:
+        from ..embed import default_short_texts
+
+        text = " ".join(default_short_texts()) if "chapters" not in subtasks else None
+        if text is None:
+            raise CtxextError("the chapters task needs books: pass --data FILE [FILE ...]")
+    window = loaded.chunk_window
+    positions = loaded.model.config.max_position_embeddings - loaded.plan_table(None, "cubic").offset
+    results = {}
+    fixed = [jsonl_task(jsonl)] if jsonl else []
+    if "chapters" in subtasks:
+        fixed.append(chapter_task(loaded.tokenizer, [text]))
+    generated = len([name for name in subtasks if name in ("passkey", "needle")])
+    with tqdm(total=len(lengths) * (generated + len(fixed)), desc=f"retrieval {label}", unit="task") as bar:
+        for length in lengths:
+            row = {}
+            tasks = [passkey_task(loaded.tokenizer, length, count)] if "passkey" in subtasks else []
+            if "needle" in subtasks:
+                tasks.append(needle_task(loaded.tokenizer, text, length, count))
+            for task in tasks + fixed:
+                if mode in ("extended", "late") and length > positions:
+                    bar.update()
+                    continue
+                # native: the model as it is, documents cut at its own table's length
+                feed, cut = ("truncate", positions) if mode == "native" else (mode, window)
+                documents = embed_documents(loaded.embedder, task.documents, feed, length, cut)
+                queries = loaded.embedder.encode(task.queries)
+                metrics = rank_metrics(queries, documents, task.relevant)
+                row.update({f"{task.name}/{k}": v for k, v in metrics.items()})
+                bar.update()
+            results[length] = row
+    return results

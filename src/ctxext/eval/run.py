@@ -19,7 +19,6 @@ from .models import LoadedModel, load_model, variant
 
 log = logging.getLogger(__name__)
 TASKS = {"ppl": "decoder", "passkey": "decoder", "retrieval": "encoder", "drift": "any"}
-RETRIEVAL_SUBTASKS = ("passkey", "needle", "chapters")
 
 
 def _check(task: str, loaded: LoadedModel) -> None:
@@ -58,41 +57,37 @@ def evaluate(
     jsonl: str | None = None,
     count: int = 16,
     place: Placement | None = None,
+    backend: str = "transformers",
+    engine: dict | None = None,
 ) -> dict:
+    """Run ``task`` for each method at each length; ``backend`` "vllm" measures ppl / passkey in vLLM
+    (``engine``: its ``tensor_parallel`` and ``batch``), else transformers runs it here, placed by ``place``."""
     if task not in TASKS:
         raise CtxextError(f"unknown task {task!r}{did_you_mean(task, TASKS)}; choose from {', '.join(TASKS)}")
+    if backend not in ("transformers", "vllm"):
+        raise CtxextError(f"unknown backend {backend!r}{did_you_mean(backend, ['transformers', 'vllm'])}")
     place = place or Placement()
-    loaded = load_model(model_path, place)
-    _check(task, loaded)
     lengths = sorted(set(int(x) for x in lengths))
-    default = ["native"] if loaded.kind == "decoder" else ["truncate", "chunk"]
-    methods = methods or default
-    _check_lengths(loaded, lengths, methods)
-    to = to or max(lengths)
-    text = _data_text(data, task, loaded)
-    ids = None
-    if text and loaded.kind == "decoder":
-        ids = torch.tensor(loaded.tokenizer(text, verbose=False)["input_ids"][:max_tokens])
-    baseline = drift_baseline(loaded, lengths, text, ids) if task == "drift" else None
-    results: dict[str, dict] = {}
-    for label in methods:
-        with variant(loaded, label, to) as mode:
-            results[label] = _run_one(
-                task,
-                loaded,
-                mode,
-                lengths,
-                text,
-                ids,
-                stride,
-                depths or [0.1, 0.5, 0.9],
-                trials,
-                subtasks,
-                jsonl,
-                count,
-                label,
-                baseline,
-            )
+    options = {"stride": stride, "max_tokens": max_tokens, "depths": depths or [0.1, 0.5, 0.9], "trials": trials}
+    if backend == "vllm":
+        from .backend_vllm import check_backend_input, evaluate_vllm
+        from .ppl import read_corpus
+
+        check_backend_input(Path(model_path), task)
+        if task == "ppl" and not data:
+            raise CtxextError("task 'ppl' needs text: pass --data FILE [FILE ...]")
+        methods, to = methods or ["native"], to or max(lengths)
+        text = read_corpus(data) if data else None
+        results, context = evaluate_vllm(Path(model_path), task, lengths, methods, to, text, options, engine or {})
+        kind = "decoder"
+    else:
+        loaded = load_model(model_path, place)
+        _check(task, loaded)
+        methods = methods or (["native"] if loaded.kind == "decoder" else ["truncate", "chunk"])
+        _check_lengths(loaded, lengths, methods)
+        to = to or max(lengths)
+        results = _run_here(task, loaded, methods, lengths, to, data, options, subtasks, jsonl, count)
+        kind, context = loaded.kind, loaded.context
     return {
         "config": {
             "task": task,
@@ -106,15 +101,45 @@ def evaluate(
             "data": data,
             "subtasks": subtasks,
             "jsonl": jsonl,
+            "backend": backend,
+            "engine": engine,
         },
         "model": model_path,
-        "placement": place.describe(),
-        "kind": loaded.kind,
-        "original_context": loaded.context,
+        "placement": place.describe() if backend == "transformers" else None,
+        "kind": kind,
+        "original_context": context,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": versions(),
         "results": {task: results},
     }
+
+
+def _run_here(task, loaded, methods, lengths, to, data, options, subtasks, jsonl, count) -> dict:
+    text = _data_text(data, task, loaded)
+    ids = None
+    if text and loaded.kind == "decoder":
+        ids = torch.tensor(loaded.tokenizer(text, verbose=False)["input_ids"][: options["max_tokens"]])
+    baseline = drift_baseline(loaded, lengths, text, ids) if task == "drift" else None
+    results: dict[str, dict] = {}
+    for label in methods:
+        with variant(loaded, label, to) as mode:
+            results[label] = _run_one(
+                task,
+                loaded,
+                mode,
+                lengths,
+                text,
+                ids,
+                options["stride"],
+                options["depths"],
+                options["trials"],
+                subtasks,
+                jsonl,
+                count,
+                label,
+                baseline,
+            )
+    return results
 
 
 def _data_text(data, task, loaded) -> str | None:
@@ -151,54 +176,10 @@ def _run_one(
         with tqdm(total=len(lengths) * len(depths) * trials, desc=f"passkey {label}", unit="trial") as bar:
             return passkey_grid(loaded.model, loaded.tokenizer, lengths, depths, trials, progress=bar.update)
     if task == "retrieval":
-        return _retrieval(loaded, mode, lengths, text, subtasks, jsonl, count, label)
+        from .retrieval import retrieval_grid
+
+        return retrieval_grid(loaded, mode, lengths, text, subtasks, jsonl, count, label)
     return _drift(loaded, baseline, lengths, text)
-
-
-def _retrieval(loaded, mode, lengths, text, subtasks, jsonl, count, label) -> dict:
-    from .doc_embedding import embed_documents
-    from .retrieval import chapter_task, jsonl_task, needle_task, passkey_task, rank_metrics
-
-    subtasks = subtasks or (["passkey", "needle"] + (["chapters"] if text else []))
-    for name in subtasks:
-        if name not in RETRIEVAL_SUBTASKS:
-            raise CtxextError(f"unknown retrieval task {name!r}{did_you_mean(name, RETRIEVAL_SUBTASKS)}")
-    if ("needle" in subtasks or "chapters" in subtasks) and not text:
-        from ..embed import default_short_texts
-
-        text = " ".join(default_short_texts()) if "chapters" not in subtasks else None
-        if text is None:
-            raise CtxextError("the chapters task needs books: pass --data FILE [FILE ...]")
-    window = loaded.chunk_window
-    positions = _positions(loaded)  # the in-memory table's length, read once
-    results = {}
-    fixed = [jsonl_task(jsonl)] if jsonl else []
-    if "chapters" in subtasks:
-        fixed.append(chapter_task(loaded.tokenizer, [text]))
-    generated = len([name for name in subtasks if name in ("passkey", "needle")])
-    with tqdm(total=len(lengths) * (generated + len(fixed)), desc=f"retrieval {label}", unit="task") as bar:
-        for length in lengths:
-            row = {}
-            tasks = [passkey_task(loaded.tokenizer, length, count)] if "passkey" in subtasks else []
-            if "needle" in subtasks:
-                tasks.append(needle_task(loaded.tokenizer, text, length, count))
-            for task in tasks + fixed:
-                if mode in ("extended", "late") and length > positions:
-                    bar.update()
-                    continue
-                # native: the model as it is, documents cut at its own table's length
-                feed, cut = ("truncate", positions) if mode == "native" else (mode, window)
-                documents = embed_documents(loaded.embedder, task.documents, feed, length, cut)
-                queries = loaded.embedder.encode(task.queries)
-                metrics = rank_metrics(queries, documents, task.relevant)
-                row.update({f"{task.name}/{k}": v for k, v in metrics.items()})
-                bar.update()
-            results[length] = row
-    return results
-
-
-def _positions(loaded) -> int:
-    return loaded.model.config.max_position_embeddings - loaded.plan_table(None, "cubic").offset
 
 
 def _drift_texts(loaded, text) -> list[str]:

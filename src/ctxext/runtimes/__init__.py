@@ -61,9 +61,17 @@ def score_external(name: str, model: Path, tokens: list[int], score_from: int, t
     return _run(name, model, {"tokens": tokens, "score_from": score_from, **extra}, timeout)
 
 
-def generate_external(name: str, model: Path, prompts: list[list[int]], max_tokens: int = 8, timeout=3600) -> dict:
+def score_windows_external(name: str, model: Path, windows: list[dict], timeout: float = 36000, **extra) -> dict:
+    """Each window's per-target log-probabilities (``{"tokens", "score_from"}`` each) from one engine start;
+    {"logprobs": [[...]...], "seconds"} or {"error"}."""
+    return _run(name, model, {"windows": windows, **extra}, timeout)
+
+
+def generate_external(
+    name: str, model: Path, prompts: list[list[int]], max_tokens: int = 8, timeout=3600, **extra
+) -> dict:
     """Greedy continuations of each prompt in the runtime; {"generated": [[ids]...], "seconds"} or {"error"}."""
-    return _run(name, model, {"prompts": prompts, "max_tokens": max_tokens}, timeout)
+    return _run(name, model, {"prompts": prompts, "max_tokens": max_tokens, **extra}, timeout)
 
 
 def _run(name: str, model: Path, request: dict, timeout: float) -> dict:

@@ -3,8 +3,9 @@
 Standalone on purpose (no ctxext import): it runs in vLLM's own environment, whose library versions differ
 from ctxext's. The request names a model folder, the token ids, and the first target position to score;
 the last line printed is a JSON object with the summed negative log-likelihood of the scored targets.
-With ``prompts`` (lists of token ids) instead, it decodes each greedily for ``max_tokens`` tokens and
-prints the generated ids.
+With ``windows`` (token lists, each with its own ``score_from``) it prints every scored target's
+log-probability per window; with ``prompts`` (lists of token ids) it decodes each greedily for
+``max_tokens`` tokens and prints the generated ids.
 """
 
 import json
@@ -17,6 +18,8 @@ import time
 def main() -> None:
     request = json.loads(open(sys.argv[1], encoding="utf-8").read())
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(request.get("kv_cache_gib", 4)))
+    if "windows" in request:  # L inputs: L + 1 prompt tokens (the last only a target) + 1 output, never read
+        os.environ["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
@@ -26,7 +29,8 @@ def main() -> None:
             model=request["model"],
             dtype=request.get("dtype", "float32"),
             max_model_len=request.get("max_model_len"),  # None: what vLLM derives from the config, as users get
-            max_num_seqs=1,
+            max_num_seqs=request.get("batch", 1),
+            tensor_parallel_size=request.get("tensor_parallel", 1),
             enforce_eager=True,
             skip_tokenizer_init=True,
             seed=0,
@@ -40,8 +44,17 @@ def main() -> None:
         generated = [list(o.outputs[0].token_ids) for o in outputs]
         print(json.dumps({"generated": generated, "seconds": time.perf_counter() - started}), flush=True)
         return
-    tokens, first = request["tokens"], request["score_from"]
     params = SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
+    if "windows" in request:  # many windows in one engine: every target's log-probability, per window
+        prompts = [TokensPrompt(prompt_token_ids=w["tokens"]) for w in request["windows"]]
+        outputs = llm.generate(prompts, params, use_tqdm=False)
+        logprobs = [
+            [o.prompt_logprobs[i][w["tokens"][i]].logprob for i in range(w["score_from"], len(w["tokens"]))]
+            for o, w in zip(outputs, request["windows"], strict=True)
+        ]
+        print(json.dumps({"logprobs": logprobs, "seconds": time.perf_counter() - started}), flush=True)
+        return
+    tokens, first = request["tokens"], request["score_from"]
     output = llm.generate([TokensPrompt(prompt_token_ids=tokens)], params, use_tqdm=False)[0]
     logprobs = [output.prompt_logprobs[i][tokens[i]].logprob for i in range(first, len(tokens))]
     nll = -sum(logprobs)

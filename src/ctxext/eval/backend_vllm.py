@@ -1,0 +1,103 @@
+"""``ctxext eval --backend vllm``: perplexity and passkey measured in the engine users deploy.
+
+The same windows and prompts as the transformers backend, built by the same code: perplexity from vLLM's
+prompt log-probabilities of every scored target (one engine start per method, all windows batched),
+passkey by batched greedy generation. vLLM reads folders, so each method is first written by ``ctxext
+extend`` to a temporary folder, exactly the file a user would serve; ``native`` / ``none`` is the folder as
+given. vLLM runs in its own environment (``scripts/setup-runtimes.sh``; ``CTXEXT_VLLM_PYTHON``).
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from ..errors import CtxextError
+from ..runtimes import generate_external, score_windows_external
+
+
+@contextmanager
+def served_folder(model: Path, label: str, to: int):
+    """The folder vLLM serves for ``label``: the model itself, or its extension written to a temporary folder."""
+    if label in ("native", "none"):
+        yield model
+        return
+    from .. import api
+
+    with tempfile.TemporaryDirectory(prefix="ctxext-vllm-") as work:
+        api.extend(model, Path(work) / label, to, label, fmt="hf")
+        yield Path(work) / label
+
+
+def vllm_perplexity(folder: Path, ids: torch.Tensor, lengths, stride, engine: dict) -> dict:
+    from .ppl import perplexity, scored_region, windows
+
+    first, last = scored_region(len(ids), lengths, stride)
+    plan = [w for length in sorted(lengths) for w in windows(length, stride, first, last)]
+    request = [{"tokens": ids[w.start : w.end + 1].tolist(), "score_from": w.score_from - w.start} for w in plan]
+    answer = score_windows_external("vllm", folder, request, max_model_len=max(lengths) + 2, **engine)
+    if "error" in answer:
+        raise CtxextError(f"vLLM could not score {folder.name}: {answer['error']}")
+    nll = {w: -torch.tensor(lp, dtype=torch.float64) for w, lp in zip(plan, answer["logprobs"], strict=True)}
+    results = perplexity(None, ids, lengths, stride=stride, bucket=max(min(lengths) // 4, 1), nll=nll.__getitem__)
+    for row in results.values():
+        row["seconds"] = answer["seconds"]
+    return results
+
+
+def vllm_passkey(folder: Path, tokenizer, lengths, depths, trials: int, engine: dict, seed: int = 0) -> dict:
+    from .passkey import passkey_prompt
+
+    rng = random.Random(seed)
+    cells = [(n, depth, rng.randint(10000, 99999)) for n in lengths for depth in depths for _ in range(trials)]
+    prompts = [passkey_prompt(tokenizer, length, depth, key).tolist() for length, depth, key in cells]
+    answer = generate_external("vllm", folder, prompts, max_tokens=8, max_model_len=max(lengths) + 8, **engine)
+    if "error" in answer:
+        raise CtxextError(f"vLLM could not generate with {folder.name}: {answer['error']}")
+    passed: dict[tuple, list[bool]] = {}
+    for (length, depth, key), generated in zip(cells, answer["generated"], strict=True):
+        text = tokenizer.decode(generated, skip_special_tokens=True)
+        passed.setdefault((length, depth), []).append(text.strip().startswith(str(key)))
+    results = {}
+    for length in lengths:
+        by_depth = {f"{depth:g}": sum(passed[length, depth]) / trials for depth in depths}
+        results[length] = {
+            "accuracy": sum(by_depth.values()) / len(by_depth),
+            "trials": trials * len(depths),
+            "depths": by_depth,
+        }
+    return results
+
+
+def check_backend_input(model: Path, task: str) -> None:
+    if task not in ("ppl", "passkey"):
+        raise CtxextError(f"--backend vllm measures ppl and passkey; {task!r} runs in transformers")
+    if model.suffix.lower() == ".gguf" or not (model / "config.json").is_file():
+        raise CtxextError(
+            f"--backend vllm reads model folders; {model} is not one (ctxext extend MODEL --format hf writes one)"
+        )
+
+
+def evaluate_vllm(model: Path, task: str, lengths, methods, to, text, options: dict, engine: dict) -> tuple[dict, int]:
+    """results[method][length] for ``task`` in vLLM, and the model's original context."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from ..rope_facts import rope_facts, true_original
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    context = true_original(rope_facts(json.loads((model / "config.json").read_text(encoding="utf-8"))))
+    results = {}
+    for label in methods:
+        with served_folder(model, label, to) as folder:
+            if task == "ppl":
+                ids = torch.tensor(tokenizer(text, verbose=False)["input_ids"][: options["max_tokens"]])
+                results[label] = vllm_perplexity(folder, ids, lengths, options["stride"] or min(lengths), engine)
+            else:
+                results[label] = vllm_passkey(folder, tokenizer, lengths, options["depths"], options["trials"], engine)
+    return results, context
