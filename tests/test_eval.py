@@ -378,3 +378,47 @@ def test_log_n_scaling_changes_long_inputs_only(tmp_path):
     assert not torch.equal(plain[1], scaled[1])  # n = 152 > 64: sharper attention
     with variant(loaded, "tile", 256):
         assert torch.equal(loaded.embedder.encode(long), plain[1])  # the hooks are gone again
+
+
+def test_a_cut_off_eval_resumes_from_the_methods_in_its_results_file(decoder, book, tmp_path, monkeypatch):
+    import ctxext.eval.run as eval_run
+
+    out = tmp_path / "r.json"
+    args = ["eval", str(decoder), "--task", "ppl", "--lengths", "32", "64", "--data", str(book), "-o", str(out)]
+    whole = tmp_path / "whole.json"
+    assert run(main, [*args[:-1], str(whole), "--methods", "none,yarn,linear", "--to", "128"]) == 0
+    real = eval_run.variant
+
+    def dies_on_yarn(loaded, label, to):
+        if label == "yarn":
+            raise KeyboardInterrupt  # the run is killed while measuring its second method
+        return real(loaded, label, to)
+
+    monkeypatch.setattr(eval_run, "variant", dies_on_yarn)
+    with pytest.raises(KeyboardInterrupt):
+        main([*args, "--methods", "none,yarn,linear", "--to", "128"])
+    partial = json.loads(out.read_text())
+    assert list(partial["results"]["ppl"]) == ["none"] and partial["complete"] is False
+    partial["results"]["ppl"]["none"]["32"]["ppl"] = 12345.0  # a kept row is not measured again
+    out.write_text(json.dumps(partial))
+    monkeypatch.setattr(eval_run, "variant", real)
+    assert run(main, [*args, "--methods", "none,yarn,linear", "--to", "128", "--resume"]) == 0
+    resumed = json.loads(out.read_text())["results"]["ppl"]
+    expected = json.loads(whole.read_text())["results"]["ppl"]
+    assert resumed["none"]["32"]["ppl"] == 12345.0
+    assert resumed["yarn"] == expected["yarn"] and resumed["linear"] == expected["linear"]
+    assert run(main, [*args, "--methods", "none,yarn", "--to", "256", "--resume"]) == 2  # other settings
+
+
+def test_eval_placement_is_recorded_in_the_results(decoder, book, tmp_path):
+    out = tmp_path / "r.json"
+    assert (
+        run(main, ["eval", str(decoder), "--task", "ppl", "--lengths", "32", "--data", str(book), "-o", str(out)]) == 0
+    )
+    assert json.loads(out.read_text())["placement"] == {
+        "device": "cpu",
+        "dtype": "float32",
+        "device_map": None,
+        "attn": "sdpa",
+        "max_memory": None,
+    }

@@ -148,7 +148,12 @@ def cmd_eval(args) -> None:
     from .placement import placement
     from .report import markdown, plot
 
-    for output in filter(None, (args.output, args.plot)):
+    resume = None
+    if args.resume and Path(args.output).is_file():
+        from .report import load_results
+
+        resume = load_results(args.output)
+    for output in filter(None, (None if resume else args.output, args.plot)):
         check_output(Path(output), args.overwrite)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     subtasks = [t.strip() for t in args.retrieval_tasks.split(",")] if args.retrieval_tasks else None
@@ -168,6 +173,8 @@ def cmd_eval(args) -> None:
         place=placement(args.device, args.dtype, args.device_map, args.attn, args.max_memory),
         backend=args.backend,
         engine={"tensor_parallel": args.tensor_parallel, "batch": args.batch},
+        resume=resume,
+        save=lambda partial: write_results(json.loads(json.dumps(partial, default=str)), args.output),
     )
     results = json.loads(json.dumps(results, default=str))
     write_results(results, args.output)

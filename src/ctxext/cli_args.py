@@ -131,6 +131,9 @@ def build_parser() -> Parser:
     evaluate.add_argument("-o", "--output", required=True, help="results JSON to write")
     evaluate.add_argument("--plot", help="also write this PNG")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing results and plot files")
+    evaluate.add_argument(
+        "--resume", action="store_true", help="keep the methods an earlier, cut-off run already wrote to -o"
+    )
     add_placement(evaluate)
     evaluate.add_argument(
         "--backend",

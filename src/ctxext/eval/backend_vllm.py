@@ -82,8 +82,8 @@ def check_backend_input(model: Path, task: str) -> None:
         )
 
 
-def evaluate_vllm(model: Path, task: str, lengths, methods, to, text, options: dict, engine: dict) -> tuple[dict, int]:
-    """results[method][length] for ``task`` in vLLM, and the model's original context."""
+def vllm_measure(model: Path, task: str, lengths, to, text, options: dict, engine: dict):
+    """A function label -> results[length] measuring ``task`` in vLLM, and the model's original context."""
     import json
 
     from transformers import AutoTokenizer
@@ -92,12 +92,12 @@ def evaluate_vllm(model: Path, task: str, lengths, methods, to, text, options: d
 
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     context = true_original(rope_facts(json.loads((model / "config.json").read_text(encoding="utf-8"))))
-    results = {}
-    for label in methods:
+    ids = torch.tensor(tokenizer(text, verbose=False)["input_ids"][: options["max_tokens"]]) if text else None
+
+    def measure(label: str) -> dict:
         with served_folder(model, label, to) as folder:
             if task == "ppl":
-                ids = torch.tensor(tokenizer(text, verbose=False)["input_ids"][: options["max_tokens"]])
-                results[label] = vllm_perplexity(folder, ids, lengths, options["stride"] or min(lengths), engine)
-            else:
-                results[label] = vllm_passkey(folder, tokenizer, lengths, options["depths"], options["trials"], engine)
-    return results, context
+                return vllm_perplexity(folder, ids, lengths, options["stride"] or min(lengths), engine)
+            return vllm_passkey(folder, tokenizer, lengths, options["depths"], options["trials"], engine)
+
+    return measure, context

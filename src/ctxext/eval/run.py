@@ -16,6 +16,7 @@ from ..errors import CtxextError, did_you_mean
 from ..formats.provenance import versions
 from ..placement import Placement
 from .models import LoadedModel, load_model, variant
+from .results_file import resumable, write_results  # noqa: F401  (write_results: part of this module's API)
 
 log = logging.getLogger(__name__)
 TASKS = {"ppl": "decoder", "passkey": "decoder", "retrieval": "encoder", "drift": "any"}
@@ -59,9 +60,13 @@ def evaluate(
     place: Placement | None = None,
     backend: str = "transformers",
     engine: dict | None = None,
+    resume: dict | None = None,
+    save=None,
 ) -> dict:
     """Run ``task`` for each method at each length; ``backend`` "vllm" measures ppl / passkey in vLLM
-    (``engine``: its ``tensor_parallel`` and ``batch``), else transformers runs it here, placed by ``place``."""
+    (``engine``: its ``tensor_parallel`` and ``batch``), else transformers runs it here, placed by ``place``.
+    ``save(record)`` is called after each method (a cut-off run keeps what it finished); ``resume`` (an earlier
+    results file of the same settings) supplies the methods it already finished."""
     if task not in TASKS:
         raise CtxextError(f"unknown task {task!r}{did_you_mean(task, TASKS)}; choose from {', '.join(TASKS)}")
     if backend not in ("transformers", "vllm"):
@@ -70,7 +75,7 @@ def evaluate(
     lengths = sorted(set(int(x) for x in lengths))
     options = {"stride": stride, "max_tokens": max_tokens, "depths": depths or [0.1, 0.5, 0.9], "trials": trials}
     if backend == "vllm":
-        from .backend_vllm import check_backend_input, evaluate_vllm
+        from .backend_vllm import check_backend_input, vllm_measure
         from .ppl import read_corpus
 
         check_backend_input(Path(model_path), task)
@@ -78,7 +83,7 @@ def evaluate(
             raise CtxextError("task 'ppl' needs text: pass --data FILE [FILE ...]")
         methods, to = methods or ["native"], to or max(lengths)
         text = read_corpus(data) if data else None
-        results, context = evaluate_vllm(Path(model_path), task, lengths, methods, to, text, options, engine or {})
+        measure, context = vllm_measure(Path(model_path), task, lengths, to, text, options, engine or {})
         kind = "decoder"
     else:
         loaded = load_model(model_path, place)
@@ -86,9 +91,9 @@ def evaluate(
         methods = methods or (["native"] if loaded.kind == "decoder" else ["truncate", "chunk"])
         _check_lengths(loaded, lengths, methods)
         to = to or max(lengths)
-        results = _run_here(task, loaded, methods, lengths, to, data, options, subtasks, jsonl, count)
+        measure = _measure_here(task, loaded, lengths, to, data, options, subtasks, jsonl, count)
         kind, context = loaded.kind, loaded.context
-    return {
+    record = {
         "config": {
             "task": task,
             "lengths": lengths,
@@ -110,20 +115,28 @@ def evaluate(
         "original_context": context,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": versions(),
-        "results": {task: results},
+        "results": {task: {}},
     }
+    done = resumable(resume, record) if resume else {}
+    for label in methods:
+        if label in done:
+            log.info("%s: kept from the results file", label)
+        record["results"][task][label] = done.get(label) or measure(label)
+        if save:
+            save({**record, "complete": label == methods[-1]})
+    return record
 
 
-def _run_here(task, loaded, methods, lengths, to, data, options, subtasks, jsonl, count) -> dict:
+def _measure_here(task, loaded, lengths, to, data, options, subtasks, jsonl, count):
     text = _data_text(data, task, loaded)
     ids = None
     if text and loaded.kind == "decoder":
         ids = torch.tensor(loaded.tokenizer(text, verbose=False)["input_ids"][: options["max_tokens"]])
     baseline = drift_baseline(loaded, lengths, text, ids) if task == "drift" else None
-    results: dict[str, dict] = {}
-    for label in methods:
+
+    def measure(label: str) -> dict:
         with variant(loaded, label, to) as mode:
-            results[label] = _run_one(
+            return _run_one(
                 task,
                 loaded,
                 mode,
@@ -139,7 +152,8 @@ def _run_here(task, loaded, methods, lengths, to, data, options, subtasks, jsonl
                 label,
                 baseline,
             )
-    return results
+
+    return measure
 
 
 def _data_text(data, task, loaded) -> str | None:
@@ -214,11 +228,3 @@ def _drift(loaded, baseline, lengths, text) -> dict:
         after = [next_token_logprobs(loaded.model, w) for w in windows]
         rows[length] = decoder_drift(baseline["logprobs"][length], after, windows)
     return rows
-
-
-def write_results(results: dict, path: str | Path) -> None:
-    import json
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")

@@ -18,7 +18,9 @@ import time
 def main() -> None:
     request = json.loads(open(sys.argv[1], encoding="utf-8").read())
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(request.get("kv_cache_gib", 4)))
-    if "windows" in request:  # L inputs: L + 1 prompt tokens (the last only a target) + 1 output, never read
+    if "windows" in request or "prompts" in request:
+        # a window of L inputs is L + 1 prompt tokens (the last only a target) + 1 output never read; a passkey
+        # prompt of L tokens generates a few more: positions just past the window, as in transformers
         os.environ["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
