@@ -422,3 +422,25 @@ def test_eval_placement_is_recorded_in_the_results(decoder, book, tmp_path):
         "attn": "sdpa",
         "max_memory": None,
     }
+
+
+def test_two_processes_split_the_methods_and_write_what_one_process_writes(decoder, book, tmp_path):
+    """torchrun (accelerate launch's launcher on GPUs) with 2 CPU processes: each method measured once, by one
+    process; the main process writes results identical to a one-process run."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    script = shutil.which("ctxext", path=os.path.dirname(sys.executable))
+    args = ["eval", str(decoder), "--task", "ppl", "--lengths", "32", "64", "--data", str(book)]
+    args += ["--methods", "none,yarn,linear", "--to", "128", "-o"]
+    assert run(main, [*args, str(tmp_path / "one.json")]) == 0
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", script]
+    done = subprocess.run([*launcher, *args, str(tmp_path / "two.json")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    started = [line.split(":")[0] for line in done.stderr.replace("\r", "\n").splitlines() if " 0%|" in line]
+    assert sorted(started) == ["ppl linear", "ppl none", "ppl yarn"]  # each method measured once, not twice
+    assert done.stdout.count("wrote") == 1
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert two["results"] == one["results"] and list(two["results"]["ppl"]) == ["none", "yarn", "linear"]

@@ -176,6 +176,10 @@ def cmd_eval(args) -> None:
         resume=resume,
         save=lambda partial: write_results(json.loads(json.dumps(partial, default=str)), args.output),
     )
+    from .eval.processes import is_main
+
+    if not is_main():  # under accelerate launch, the main process writes the one results file
+        return
     results = json.loads(json.dumps(results, default=str))
     write_results(results, args.output)
     print(markdown(results))

@@ -8,6 +8,7 @@ placement to accelerate, which splits a model larger than one device across ever
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -52,8 +53,9 @@ class Placement:
 
 def resolve_device(name: str = "auto") -> str:
     if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
+        if torch.cuda.is_available():  # one GPU per process under a launcher (accelerate, torchrun)
+            rank = os.environ.get("LOCAL_RANK")
+            return f"cuda:{rank}" if rank is not None else "cuda"
         return "mps" if torch.backends.mps.is_available() else "cpu"
     kind = name.split(":")[0]
     if kind == "cuda" and not torch.cuda.is_available():

@@ -16,6 +16,7 @@ from ..errors import CtxextError, did_you_mean
 from ..formats.provenance import versions
 from ..placement import Placement
 from .models import LoadedModel, load_model, variant
+from .processes import gathered, is_main, my_share
 from .results_file import resumable, write_results  # noqa: F401  (write_results: part of this module's API)
 
 log = logging.getLogger(__name__)
@@ -118,12 +119,14 @@ def evaluate(
         "results": {task: {}},
     }
     done = resumable(resume, record) if resume else {}
-    for label in methods:
+    rows = record["results"][task]
+    for label in my_share(methods):
         if label in done:
             log.info("%s: kept from the results file", label)
-        record["results"][task][label] = done.get(label) or measure(label)
-        if save:
-            save({**record, "complete": label == methods[-1]})
+        rows[label] = done.get(label) or measure(label)
+        if save and is_main():
+            save({**record, "complete": len(rows) == len(methods)})
+    record["results"][task] = gathered(rows, methods)
     return record
 
 
