@@ -97,3 +97,21 @@ def test_late_chunks_see_the_whole_document_and_maxsim_chunks_do_not(tmp_path):
         late = embed_documents(loaded.embedder, documents, mode, 128, 32)
     assert mode == "late" and [len(c) for c in late] == [3, 3]
     assert not torch.allclose(late[0][0], late[1][0])  # the first chunk's vector depends on what follows it
+
+
+def test_batched_passkey_decodes_what_one_at_a_time_decodes(tmp_path):
+    import tiny_decoders
+    from ctxext.eval.models import load_model
+    from ctxext.eval.passkey import continuations, passkey_grid
+
+    loaded = load_model(tiny_decoders.save_decoder("llama", tmp_path / "llama"))
+    args = (loaded.model, loaded.tokenizer, [80, 100], [0.2, 0.8], 3)
+    calls = []
+    single = passkey_grid(*args, batch=1, progress=calls.append)
+    batched = passkey_grid(*args, batch=4, progress=calls.append)
+    assert single == batched
+    prompts = torch.cat([tiny.input_ids(80, seed=seed) for seed in range(3)])
+    one_by_one = [continuations(loaded.model, loaded.tokenizer, p.unsqueeze(0))[0] for p in prompts]
+    assert continuations(loaded.model, loaded.tokenizer, prompts) == one_by_one
+    assert len(set(one_by_one)) > 1  # the prompts differ, and so do their continuations
+    assert calls[:12] == [1] * 12 and calls[12:] == [4, 2, 4, 2]  # prompts of one length batched together

@@ -143,7 +143,9 @@ def build_parser() -> Parser:
         "tokens and prompts, each method written to a folder first",
     )
     evaluate.add_argument("--tensor-parallel", type=positive_int, default=1, help="vLLM: GPUs to shard the model over")
-    evaluate.add_argument("--batch", type=positive_int, default=8, help="vLLM: sequences in flight at once")
+    evaluate.add_argument(
+        "--batch", type=positive_int, default=8, help="passkey prompts decoded together; vLLM: sequences in flight"
+    )
 
     training = verbs.add_parser(
         "train",

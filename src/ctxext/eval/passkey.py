@@ -41,9 +41,16 @@ def passkey_prompt(tokenizer, length: int, depth: float, key: int) -> torch.Tens
     return torch.tensor(head + filler[:cut] + needle + filler[cut:] + tail)
 
 
+def passkey_answers(model, tokenizer, prompts: torch.Tensor, keys: list[int], new_tokens: int = 8) -> list[bool]:
+    """True where the greedy continuation of a prompt starts with its key."""
+    answers = continuations(model, tokenizer, prompts, new_tokens)
+    return [answer.strip().startswith(str(key)) for answer, key in zip(answers, keys, strict=True)]
+
+
 @torch.inference_mode()
-def passkey_trial(model, tokenizer, length: int, depth: float, key: int, new_tokens: int = 8) -> bool:
-    ids = passkey_prompt(tokenizer, length, depth, key).unsqueeze(0).to(model.device)
+def continuations(model, tokenizer, prompts: torch.Tensor, new_tokens: int = 8) -> list[str]:
+    """Greedy continuations of equally long prompts, decoded as one batch (no padding needed)."""
+    ids = prompts.to(model.device)
     out = model.generate(
         ids,
         attention_mask=torch.ones_like(ids),
@@ -51,28 +58,29 @@ def passkey_trial(model, tokenizer, length: int, depth: float, key: int, new_tok
         do_sample=False,
         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
     )
-    answer = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-    return answer.strip().startswith(str(key))
+    return tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
 
 
 def passkey_grid(
-    model, tokenizer, lengths: list[int], depths: list[float], trials: int, seed: int = 0, progress=None
+    model, tokenizer, lengths: list[int], depths: list[float], trials: int, seed: int = 0, progress=None, batch=1
 ) -> dict[int, dict]:
-    """results[length] = {accuracy, trials, depths: {depth: accuracy}} with fixed random 5-digit keys."""
+    """results[length] = {accuracy, trials, depths: {depth: accuracy}} with fixed random 5-digit keys; the
+    prompts of one length (all exactly that long) are decoded ``batch`` at a time."""
     rng = random.Random(seed)
     results = {}
     for length in lengths:
-        cells = {}
-        for depth in depths:
-            passed = 0
-            for _ in range(trials):
-                passed += passkey_trial(model, tokenizer, length, depth, rng.randint(10000, 99999))
-                if progress:
-                    progress()
-            cells[f"{depth:g}"] = passed / trials
+        cells = [(depth, rng.randint(10000, 99999)) for depth in depths for _ in range(trials)]
+        passed = []
+        for start in range(0, len(cells), batch):
+            part = cells[start : start + batch]
+            prompts = torch.stack([passkey_prompt(tokenizer, length, depth, key) for depth, key in part])
+            passed += passkey_answers(model, tokenizer, prompts, [key for _, key in part])
+            if progress:
+                progress(len(part))
+        by_depth = {f"{depth:g}": sum(passed[i * trials : (i + 1) * trials]) / trials for i, depth in enumerate(depths)}
         results[length] = {
-            "accuracy": sum(cells.values()) / len(cells),
+            "accuracy": sum(by_depth.values()) / len(by_depth),
             "trials": trials * len(depths),
-            "depths": cells,
+            "depths": by_depth,
         }
     return results

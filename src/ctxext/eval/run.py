@@ -75,6 +75,7 @@ def evaluate(
     place = place or Placement()
     lengths = sorted(set(int(x) for x in lengths))
     options = {"stride": stride, "max_tokens": max_tokens, "depths": depths or [0.1, 0.5, 0.9], "trials": trials}
+    options["batch"] = (engine or {}).get("batch", 1)
     if backend == "vllm":
         from .backend_vllm import check_backend_input, vllm_measure
         from .ppl import read_corpus
@@ -154,6 +155,7 @@ def _measure_here(task, loaded, lengths, to, data, options, subtasks, jsonl, cou
                 count,
                 label,
                 baseline,
+                batch=options["batch"],
             )
 
     return measure
@@ -170,7 +172,21 @@ def _data_text(data, task, loaded) -> str | None:
 
 
 def _run_one(
-    task, loaded, mode, lengths, text, ids, stride, depths, trials, subtasks, jsonl, count, label, baseline=None
+    task,
+    loaded,
+    mode,
+    lengths,
+    text,
+    ids,
+    stride,
+    depths,
+    trials,
+    subtasks,
+    jsonl,
+    count,
+    label,
+    baseline=None,
+    batch=1,
 ) -> dict:
     if task == "ppl":
         from .ppl import perplexity, scored_region, windows
@@ -191,7 +207,9 @@ def _run_one(
         from .passkey import passkey_grid
 
         with tqdm(total=len(lengths) * len(depths) * trials, desc=f"passkey {label}", unit="trial") as bar:
-            return passkey_grid(loaded.model, loaded.tokenizer, lengths, depths, trials, progress=bar.update)
+            return passkey_grid(
+                loaded.model, loaded.tokenizer, lengths, depths, trials, progress=bar.update, batch=batch
+            )
     if task == "retrieval":
         from .retrieval import retrieval_grid
 
