@@ -139,6 +139,9 @@ def cmd_extend(args) -> None:
     print(f"\nwrote {args.output}")
 
 
+VLLM_DTYPES = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
 def cmd_eval(args) -> None:
     import json
     from pathlib import Path
@@ -172,7 +175,7 @@ def cmd_eval(args) -> None:
         jsonl=args.jsonl,
         place=placement(args.device, args.dtype, args.device_map, args.attn, args.max_memory),
         backend=args.backend,
-        engine={"tensor_parallel": args.tensor_parallel, "batch": args.batch},
+        engine={"tensor_parallel": args.tensor_parallel, "batch": args.batch, "dtype": VLLM_DTYPES[args.dtype]},
         resume=resume,
         save=lambda partial: write_results(json.loads(json.dumps(partial, default=str)), args.output),
     )
