@@ -108,3 +108,15 @@ def test_loss_falls_on_average(trained):
     _, result = trained
     losses = result["history"]
     assert sum(losses[-3:]) < sum(losses[:3])
+
+
+def test_a_trained_model_is_chunked_at_its_original_window(trained):
+    from ctxext.eval.doc_embedding import embed_documents
+    from ctxext.eval.models import load_model, variant
+
+    out, _ = trained
+    loaded = load_model(out)
+    assert (loaded.context, loaded.chunk_window) == (128, 64)
+    with variant(loaded, "native+late", None) as mode:
+        late = embed_documents(loaded.embedder, [tiny.words(120, seed=3)], mode, 128, loaded.chunk_window)
+    assert mode == "late" and len(late[0]) == 2  # 120 words in 62-token spans: two chunk vectors

@@ -81,7 +81,7 @@ class TablePlan:
         ]
 
     def provenance(self) -> dict:
-        return {**asdict(self), "new_rows": self.new_rows, "factor": self.factor}
+        return {**asdict(self), "positions": self.positions, "new_rows": self.new_rows, "factor": self.factor}
 
 
 def _find_table_key(folder: ModelFolder, table_path: str) -> str:

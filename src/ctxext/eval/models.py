@@ -64,7 +64,8 @@ class LoadedModel:
         record = Path(self.path) / "ctxext.json"
         if self.kind == "encoder" and record.is_file():
             try:
-                return int(json.loads(record.read_text(encoding="utf-8"))["plan"]["positions"])
+                plan = json.loads(record.read_text(encoding="utf-8"))["plan"]
+                return int(plan["rows"]) - int(plan["offset"])  # the table before extension
             except (ValueError, KeyError, TypeError):
                 pass
         return self.context
