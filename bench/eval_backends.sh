@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Time and peak memory of `ctxext eval --task ppl` at 16k (SmolLM2-135M, YaRN x2, one 16,384-token window of
+# Time and peak memory of `ctxext eval --task ppl` at 16k (SmolLM2-135M, YaRN x2, one 16,384-token window (16,384 scored targets) of
 # Persuasion) per backend and dtype, one after the other on the same machine: transformers fp32, transformers
 # bf16, vLLM (CPU build) fp32. Prints one table; the results JSONs go to runs/backends/.
 # usage: bash bench/eval_backends.sh
@@ -15,7 +15,7 @@ if [[ ! -d $folder ]]; then
   .venv/bin/python -c "import sys; from pathlib import Path; from ctxext.formats.gguf_to_hf import gguf_to_hf_folder; \
 p = Path(sys.argv[2]); p.mkdir(parents=True); gguf_to_hf_folder(sys.argv[1], p)" "$smollm2" "$folder"
 fi
-common=(--task ppl --lengths 16384 --stride 16384 --max-tokens 16400 --to 16384 --methods yarn
+common=(--task ppl --lengths 16384 --stride 16384 --max-tokens 16385 --to 16384 --methods yarn
         --data "$corpus/persuasion.txt" --overwrite)
 echo "| backend | dtype | wall s | peak RSS GB | ppl |"
 echo "|---|---|---|---|---|"
