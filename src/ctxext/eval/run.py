@@ -140,23 +140,7 @@ def _measure_here(task, loaded, lengths, to, data, options, subtasks, jsonl, cou
 
     def measure(label: str) -> dict:
         with variant(loaded, label, to) as mode:
-            return _run_one(
-                task,
-                loaded,
-                mode,
-                lengths,
-                text,
-                ids,
-                options["stride"],
-                options["depths"],
-                options["trials"],
-                subtasks,
-                jsonl,
-                count,
-                label,
-                baseline,
-                batch=options["batch"],
-            )
+            return _run_one(task, loaded, mode, label, lengths, text, ids, options, (subtasks, jsonl, count), baseline)
 
     return measure
 
@@ -171,23 +155,10 @@ def _data_text(data, task, loaded) -> str | None:
     return None
 
 
-def _run_one(
-    task,
-    loaded,
-    mode,
-    lengths,
-    text,
-    ids,
-    stride,
-    depths,
-    trials,
-    subtasks,
-    jsonl,
-    count,
-    label,
-    baseline=None,
-    batch=1,
-) -> dict:
+def _run_one(task, loaded, mode, label, lengths, text, ids, options: dict, retrieval: tuple, baseline) -> dict:
+    """One method's rows for ``task``; ``options``: stride, depths, trials, batch; ``retrieval``: (subtasks,
+    jsonl, count)."""
+    stride, depths, trials = options["stride"], options["depths"], options["trials"]
     if task == "ppl":
         from .ppl import perplexity, scored_region, windows
 
@@ -208,12 +179,12 @@ def _run_one(
 
         with tqdm(total=len(lengths) * len(depths) * trials, desc=f"passkey {label}", unit="trial") as bar:
             return passkey_grid(
-                loaded.model, loaded.tokenizer, lengths, depths, trials, progress=bar.update, batch=batch
+                loaded.model, loaded.tokenizer, lengths, depths, trials, progress=bar.update, batch=options["batch"]
             )
     if task == "retrieval":
         from .retrieval import retrieval_grid
 
-        return retrieval_grid(loaded, mode, lengths, text, subtasks, jsonl, count, label)
+        return retrieval_grid(loaded, mode, lengths, text, *retrieval, label)
     return _drift(loaded, baseline, lengths, text)
 
 
