@@ -139,13 +139,11 @@ def cmd_extend(args) -> None:
     print(f"\nwrote {args.output}")
 
 
-VLLM_DTYPES = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-
-
 def cmd_eval(args) -> None:
     import json
     from pathlib import Path
 
+    from .eval.backend_vllm import VLLM_DTYPES
     from .eval.run import evaluate, write_results
     from .formats.staging import check_output
     from .placement import placement
@@ -198,15 +196,13 @@ def cmd_train(args) -> None:
         return cmd_train_encoder(args)
     from .train import train
 
+    given = {"method": args.method, "max_steps": args.max_steps, "learning_rate": args.learning_rate}
+    given["batch_size"] = args.batch_size
     result = train(
         args.model,
         args.output,
         args.to,
         args.data,
-        method=args.method or "linear",
-        max_steps=args.max_steps or 200,
-        learning_rate=args.learning_rate or 2e-5,
-        batch_size=args.batch_size or 1,
         accumulation=args.accumulation,
         lora=args.lora,
         gradient_checkpointing=args.gradient_checkpointing,
@@ -214,6 +210,7 @@ def cmd_train(args) -> None:
         overwrite=args.overwrite,
         save_steps=args.save_steps,
         xpos=args.xpos,
+        **{key: value for key, value in given.items() if value is not None},
     )
     losses = [row["loss"] for row in result["history"]]
     print(f"trained {result['steps']} steps; loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "trained")
@@ -226,17 +223,14 @@ def cmd_train_encoder(args) -> None:
     refused = [flag for flag in ("lora", "xpos", "resume", "save_steps") if getattr(args, flag)]
     if refused:
         raise CtxextError(f"--{refused[0].replace('_', '-')} is for decoders; an encoder trains its new rows only")
-    defaults = EncoderTraining(args.to)
+    given = {"max_steps": args.max_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate}
     setup = EncoderTraining(
         args.to,
-        max_steps=args.max_steps or defaults.max_steps,
-        batch_size=args.batch_size or defaults.batch_size,
-        learning_rate=args.learning_rate or defaults.learning_rate,
         gradient_checkpointing=args.gradient_checkpointing,
+        **{key: value for key, value in given.items() if value is not None},
     )
-    result = train_encoder(
-        args.model, args.output, args.data, setup, method=args.method or "tile", overwrite=args.overwrite
-    )
+    method = {"method": args.method} if args.method else {}
+    result = train_encoder(args.model, args.output, args.data, setup, overwrite=args.overwrite, **method)
     losses, readback = result["history"], result["readback"]
     print(f"trained {result['steps']} steps; loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     print(

@@ -36,9 +36,9 @@ class Verification:
         }
 
 
-def verify(original: Embedder, extended_path: Path, plan: TablePlan, texts: list[str]) -> Verification:
-    """Load ``extended_path`` as a user would, encode a long input and measure short-text drift."""
-    extended = Embedder(extended_path)
+def verify(original: Embedder, extended: Embedder, plan: TablePlan, texts: list[str]) -> Verification:
+    """With the written folder loaded as a user would (``extended``), encode a long input and measure
+    short-text drift."""
     before = original.encode(texts)
     after = extended.encode(texts)
     tokens = min(plan.target, max(plan.positions + 1, int(plan.target * 0.98)))
@@ -87,7 +87,7 @@ class TableWriter:
         write_files(self.model_folder, self.plan, staging)
 
     def read_back(self, staging: Path) -> Verification:
-        return verify(Embedder(self.source), staging, self.plan, self.texts)
+        return verify(Embedder(self.source), Embedder(staging), self.plan, self.texts)
 
     def record(self, staging: Path, readback: Verification | None) -> None:
         _record(staging, self.plan, readback)
@@ -107,13 +107,14 @@ class TrainedTableWriter(TableWriter):
 
     def read_back(self, staging: Path) -> dict:
         original, written = Embedder(self.source), Embedder(staging)
-        written.max_length = original.max_length  # the same tokens in both: inputs the original takes whole
+        saved, written.max_length = written.max_length, original.max_length  # the same tokens in both
         gap = (original.encode(self.texts) - written.encode(self.texts)).abs().max().item()
         old = self.model_folder.read_tensor(self.plan.table_key)
         new = open_model_folder(staging).read_tensor(self.plan.table_key)
         if gap != 0 or not new[: len(old)].equal(old):
             raise CtxextError(f"the trained model embeds short inputs differently (max difference {gap:.3g})")
-        result = verify(original, staging, self.plan, self.texts).as_dict()
+        written.max_length = saved
+        result = verify(original, written, self.plan, self.texts).as_dict()
         changed = int((new[len(old) :] != self.plan.new_table(old)[len(old) :]).any(dim=-1).sum())
         return {**result, "short_input_max_difference": gap, "trained_rows_changed": changed}
 

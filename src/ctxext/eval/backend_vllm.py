@@ -9,7 +9,6 @@ given. vLLM runs in its own environment (``scripts/setup-runtimes.sh``; ``CTXEXT
 
 from __future__ import annotations
 
-import random
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,8 @@ import torch
 
 from ..errors import CtxextError
 from ..runtimes import generate_external, score_windows_external
+
+VLLM_DTYPES = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
 @contextmanager
@@ -33,7 +34,7 @@ def served_folder(model: Path, label: str, to: int):
         yield Path(work) / label
 
 
-def vllm_perplexity(folder: Path, ids: torch.Tensor, lengths, stride, engine: dict) -> dict:
+def vllm_perplexity(folder: Path, ids: torch.Tensor, lengths, stride, bucket: int, engine: dict) -> dict:
     from .ppl import perplexity, scored_region, windows
 
     first, last = scored_region(len(ids), lengths, stride)
@@ -43,34 +44,23 @@ def vllm_perplexity(folder: Path, ids: torch.Tensor, lengths, stride, engine: di
     if "error" in answer:
         raise CtxextError(f"vLLM could not score {folder.name}: {answer['error']}")
     nll = {w: -torch.tensor(lp, dtype=torch.float64) for w, lp in zip(plan, answer["logprobs"], strict=True)}
-    results = perplexity(None, ids, lengths, stride=stride, bucket=max(min(lengths) // 4, 1), nll=nll.__getitem__)
+    results = perplexity(None, ids, lengths, stride=stride, bucket=bucket, nll=nll.__getitem__)
     for row in results.values():
         row["seconds"] = answer["seconds"]
     return results
 
 
-def vllm_passkey(folder: Path, tokenizer, lengths, depths, trials: int, engine: dict, seed: int = 0) -> dict:
-    from .passkey import passkey_prompt
+def vllm_passkey(folder: Path, tokenizer, lengths, depths, trials: int, engine: dict) -> dict:
+    from .passkey import grid_rows, passkey_cells, passkey_prompt
 
-    rng = random.Random(seed)
-    cells = [(n, depth, rng.randint(10000, 99999)) for n in lengths for depth in depths for _ in range(trials)]
+    cells = passkey_cells(lengths, depths, trials)
     prompts = [passkey_prompt(tokenizer, length, depth, key).tolist() for length, depth, key in cells]
     answer = generate_external("vllm", folder, prompts, max_tokens=8, max_model_len=max(lengths) + 8, **engine)
     if "error" in answer:
         raise CtxextError(f"vLLM could not generate with {folder.name}: {answer['error']}")
-    passed: dict[tuple, list[bool]] = {}
-    for (length, depth, key), generated in zip(cells, answer["generated"], strict=True):
-        text = tokenizer.decode(generated, skip_special_tokens=True)
-        passed.setdefault((length, depth), []).append(text.strip().startswith(str(key)))
-    results = {}
-    for length in lengths:
-        by_depth = {f"{depth:g}": sum(passed[length, depth]) / trials for depth in depths}
-        results[length] = {
-            "accuracy": sum(by_depth.values()) / len(by_depth),
-            "trials": trials * len(depths),
-            "depths": by_depth,
-        }
-    return results
+    texts = [tokenizer.decode(generated, skip_special_tokens=True) for generated in answer["generated"]]
+    passed = [text.strip().startswith(str(key)) for text, (_, _, key) in zip(texts, cells, strict=True)]
+    return grid_rows(cells, passed, depths, trials)
 
 
 def check_backend_input(model: Path, task: str) -> None:
@@ -97,7 +87,8 @@ def vllm_measure(model: Path, task: str, lengths, to, text, options: dict, engin
     def measure(label: str) -> dict:
         with served_folder(model, label, to) as folder:
             if task == "ppl":
-                return vllm_perplexity(folder, ids, lengths, options["stride"] or min(lengths), engine)
+                stride = options["stride"] or min(lengths)
+                return vllm_perplexity(folder, ids, lengths, stride, max(context // 4, 1), engine)
             return vllm_passkey(folder, tokenizer, lengths, options["depths"], options["trials"], engine)
 
     return measure, context

@@ -61,26 +61,41 @@ def continuations(model, tokenizer, prompts: torch.Tensor, new_tokens: int = 8) 
     return tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
 
 
-def passkey_grid(
-    model, tokenizer, lengths: list[int], depths: list[float], trials: int, seed: int = 0, progress=None, batch=1
-) -> dict[int, dict]:
-    """results[length] = {accuracy, trials, depths: {depth: accuracy}} with fixed random 5-digit keys; the
-    prompts of one length (all exactly that long) are decoded ``batch`` at a time."""
+def passkey_cells(lengths: list[int], depths: list[float], trials: int, seed: int = 0) -> list[tuple]:
+    """(length, depth, key) for every trial, keys drawn in one fixed order so every backend asks the same."""
     rng = random.Random(seed)
+    return [(n, depth, rng.randint(10000, 99999)) for n in lengths for depth in depths for _ in range(trials)]
+
+
+def grid_rows(cells: list[tuple], passed: list[bool], depths: list[float], trials: int) -> dict[int, dict]:
+    """results[length] = {accuracy, trials, depths: {depth: accuracy}} from one pass/fail per cell."""
+    outcome: dict[tuple, list[bool]] = {}
+    for (length, depth, _), ok in zip(cells, passed, strict=True):
+        outcome.setdefault((length, depth), []).append(ok)
     results = {}
-    for length in lengths:
-        cells = [(depth, rng.randint(10000, 99999)) for depth in depths for _ in range(trials)]
-        passed = []
-        for start in range(0, len(cells), batch):
-            part = cells[start : start + batch]
-            prompts = torch.stack([passkey_prompt(tokenizer, length, depth, key) for depth, key in part])
-            passed += passkey_answers(model, tokenizer, prompts, [key for _, key in part])
-            if progress:
-                progress(len(part))
-        by_depth = {f"{depth:g}": sum(passed[i * trials : (i + 1) * trials]) / trials for i, depth in enumerate(depths)}
+    for length in dict.fromkeys(length for length, _, _ in cells):
+        by_depth = {f"{depth:g}": sum(outcome[length, depth]) / trials for depth in depths}
         results[length] = {
             "accuracy": sum(by_depth.values()) / len(by_depth),
             "trials": trials * len(depths),
             "depths": by_depth,
         }
     return results
+
+
+def passkey_grid(
+    model, tokenizer, lengths: list[int], depths: list[float], trials: int, seed: int = 0, progress=None, batch=1
+) -> dict[int, dict]:
+    """The length x depth grid with fixed random 5-digit keys; prompts of one length (all exactly that long)
+    are decoded ``batch`` at a time."""
+    cells = passkey_cells(lengths, depths, trials, seed)
+    passed = []
+    for length in lengths:
+        mine = [cell for cell in cells if cell[0] == length]
+        for start in range(0, len(mine), batch):
+            part = mine[start : start + batch]
+            prompts = torch.stack([passkey_prompt(tokenizer, length, depth, key) for _, depth, key in part])
+            passed += passkey_answers(model, tokenizer, prompts, [key for _, _, key in part])
+            if progress:
+                progress(len(part))
+    return grid_rows(cells, passed, depths, trials)
