@@ -5,8 +5,10 @@ folders with `ctxext extend --format hf`, and scores each at its length. Rows:
   native@L   the unscaled model at its own window (L = its context)
   none@N     the unscaled model at N (beyond its window)
   METHOD@N   the written folder of each method at N
+  ATTN@N     the native folder with a run-time attention method (--attention self-extend,dca) at N
 
-usage: python bench/rope_ppl.py [--gguf F] [--text F] [--to N] [--methods yarn,linear] [--out runs/rope_ppl.json]
+usage: python bench/rope_ppl.py [--gguf F] [--text F] [--to N] [--methods yarn,linear] [--attention dca]
+       [--skip-native] [--out runs/rope_ppl.json]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import assets  # noqa: E402
 
+from ctxext import long_attention  # noqa: E402
 from ctxext.eval.ppl import perplexity, read_corpus  # noqa: E402
 from ctxext.formats.gguf_to_hf import gguf_to_hf_folder  # noqa: E402
 
@@ -45,7 +48,9 @@ def main() -> None:
     parser.add_argument("--gguf", default=None)
     parser.add_argument("--text", default=str(ROOT.parent / "shared" / "corpus" / "persuasion.txt"))
     parser.add_argument("--to", type=int, default=16384)
-    parser.add_argument("--methods", default="yarn")
+    parser.add_argument("--methods", default="yarn", help="RoPE methods, written with ctxext extend ('' for none)")
+    parser.add_argument("--attention", default="", help="run-time attention methods on the native folder")
+    parser.add_argument("--skip-native", action="store_true", help="do not score the native model (known row)")
     parser.add_argument("--skip-none", action="store_true", help="do not score the unscaled model at N")
     parser.add_argument("--work", default=str(ROOT / "runs" / "rope_ppl"))
     parser.add_argument("--out", default=str(ROOT / "runs" / "rope_ppl.json"))
@@ -65,8 +70,11 @@ def main() -> None:
     ids = torch.tensor(tokenizer(read_corpus([args.text]))["input_ids"][: args.to + 1])
     rows = []
 
-    def score(label: str, folder: Path, length: int) -> None:
+    def score(label: str, folder: Path, length: int, attention: str | None = None) -> None:
         model = load(folder)
+        if attention:
+            method, params = long_attention.parse_label(attention)
+            print(json.dumps(long_attention.enable(model, method, args.to, **params).describe()), flush=True)
         start = time.perf_counter()
         result = perplexity(model, ids, [original, args.to], stride=original, bucket=original // 2)[length]
         seconds = time.perf_counter() - start
@@ -83,10 +91,13 @@ def main() -> None:
         print(json.dumps({k: v for k, v in row.items() if k != "buckets"}), flush=True)
         rows.append(row)
 
-    score(f"native@{original}", native, original)
+    if not args.skip_native:
+        score(f"native@{original}", native, original)
     if not args.skip_none:
         score(f"none@{args.to}", native, args.to)
-    for method in args.methods.split(","):
+    for label in filter(None, args.attention.split(",")):
+        score(f"{label}@{args.to}", native, args.to, attention=label)
+    for method in filter(None, args.methods.split(",")):
         folder = work / f"{method}-{args.to}"
         if not folder.exists():
             subprocess.run(
@@ -114,7 +125,7 @@ def main() -> None:
         "torch": torch.__version__,
         "gguf": str(gguf),
         "text": args.text,
-        "scored_tokens": rows[0]["tokens"],
+        "scored_tokens": rows[0]["tokens"] if rows else None,
         "rows": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

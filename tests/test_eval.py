@@ -225,6 +225,21 @@ def test_eval_passkey_and_drift_run_on_a_tiny_decoder(decoder, book, tmp_path):
     assert drift["kl"] > 0 and drift["tokens"] > 0
 
 
+def test_attention_methods_are_measured_beside_rope_methods(decoder, book, tmp_path):
+    common = ["eval", str(decoder), "--lengths", "48", "192", "--to", "192", "-o"]
+    ppl = [*common, str(tmp_path / "p.json"), "--task", "ppl", "--data", str(book), "--stride", "48"]
+    assert run(main, [*ppl, "--methods", "none,yarn,self-extend+window48,dca+chunk40+local8"]) == 0
+    rows = json.loads((tmp_path / "p.json").read_text())["results"]["ppl"]
+    assert rows["self-extend+window48"]["48"]["ppl"] == rows["none"]["48"]["ppl"]  # all inside the window
+    assert rows["dca+chunk40+local8"]["48"]["ppl"] != rows["none"]["48"]["ppl"]  # chunks of 32 < 48
+    assert all(math.isfinite(rows[m]["192"]["ppl"]) for m in rows)
+    assert len({rows[m]["192"]["ppl"] for m in rows}) == 4
+    passkey = ["eval", str(decoder), "--task", "passkey", "--lengths", "192", "--trials", "1", "--depths", "0.5"]
+    assert run(main, [*passkey, "--methods", "self-extend,dca", "-o", str(tmp_path / "k.json")]) == 0
+    grid = json.loads((tmp_path / "k.json").read_text())["results"]["passkey"]
+    assert set(grid) == {"self-extend", "dca"} and grid["dca"]["192"]["trials"] == 1
+
+
 def test_eval_retrieval_on_a_tiny_sentence_transformer(tmp_path):
     model = tiny.save_sentence_transformer(tmp_path / "st", window=32)
     data = tmp_path / "docs.jsonl"
@@ -343,6 +358,18 @@ EVAL_CASES = {
         "did you mean 'yarn'",
     ),
     "passkey too short": (["{dec}", "--task", "passkey", "--lengths", "8"], "cannot hold"),
+    "attention method misspelt": (
+        ["{dec}", "--task", "ppl", "--lengths", "32", "--data", "{book}", "--methods", "self-extnd"],
+        "did you mean 'self-extend'",
+    ),
+    "self-extend group too small for the length": (
+        ["{dec}", "--task", "ppl", "--lengths", "256", "--data", "{book}", "--methods", "self-extend+group2"],
+        "beyond the model's context 64",
+    ),
+    "attention method in vLLM": (
+        ["{dec}", "--task", "passkey", "--lengths", "96", "--methods", "dca", "--backend", "vllm"],
+        "no saved file can carry it",
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 A variant label is ``native`` (the model as loaded), ``truncate``, ``chunk`` and ``maxsim`` (encoder
 baselines that change how inputs are fed, not the model), or a method name applied in memory with ctxext's
 plan and restored afterwards, so several methods compare in one run without writing a folder for each.
+Decoders also take ``self-extend`` and ``dca`` (attention switched at run time, options after ``+``).
 Encoder labels take options after ``+`` (``cubic+keep``, ``tile+logn``); ``+late`` embeds documents by late
 chunking, ``late`` alone is ``tile+late``, and ``native+late`` late-chunks with the model as loaded.
 """
@@ -171,7 +172,10 @@ def variant(loaded: LoadedModel, label: str, to: int | None) -> Iterator[str]:
     if to is None:
         raise CtxextError(f"method {label!r} needs a target length")
     if loaded.kind == "decoder":
-        with rope_variant(loaded, label, to):
+        from ..long_attention import LONG_ATTENTION, long_attention
+
+        attention = label.split("+")[0] in LONG_ATTENTION
+        with long_attention(loaded.model, label, to) if attention else rope_variant(loaded, label, to):
             yield "extended"
         return
     method, *flags = (LATE_DEFAULT + "+" + label if label == "late" else label).split("+")

@@ -1,0 +1,316 @@
+"""Attention that remaps positions beyond the trained window, with no training: Self-Extend and Dual Chunk Attention.
+
+Both keep the weights and RoPE, and change only the positions a query and a key are rotated at, per pair.
+Query position i, key position j, trained context c:
+
+Self-Extend (Jin et al. 2024, "LLM Maybe LongLM: Self-Extend LLM Context Window Without Tuning"), neighbour
+window W, group size G:
+    i - j <  W   plain attention at (i, j)
+    i - j >= W   query at i // G + W - W // G, key at j // G
+The largest distance at length L is (L - 1) // G + W - W // G, kept below c by the choice of G.
+
+Dual Chunk Attention (An et al. 2024, "Training-Free Long-Context Scaling of Large Language Models"), largest
+position C and local window w, chunk length s = C - w (ChunkLlama's defaults: C = 3c/4, w = c/16). Keys sit at
+j mod s; the query at
+    i mod s                for keys of its own chunk       (intra: the exact distance)
+    min(s + i mod s, C)    for keys of the previous chunk  (successive: exact up to C)
+    C                      for keys of earlier chunks      (inter)
+
+transformers rotates q and k at their own positions p before it calls the attention function; rotating them
+again by p' - p gives the rotation at p' (rotations compose), so no model code is replaced. Queries go in
+blocks, each region scores only the keys it can reach, and one softmax runs over all regions. Where every pair
+of a call is plain (shorter than W, or inside the first chunk) the call is transformers' own SDPA, so inputs that
+short give bit-identical outputs. A saved folder cannot carry either method (no config key of transformers
+expresses them): they are run-time options, enabled on a loaded model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from .errors import CtxextError, did_you_mean
+
+ATTENTION_NAME = "ctxext_remapped"
+LONG_ATTENTION = ("self-extend", "dca")
+OPTIONS = {"self-extend": ("window", "group"), "dca": ("chunk", "local")}
+BLOCK = 1024  # queries per block, at most the scheme's block_limit
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi", "phi3", "gpt_neox", "olmo", "olmo2", "granite", "smollm3")
+
+
+@dataclass(frozen=True)
+class Region:
+    """Pairs (i, j) where ``applies`` holds are scored with the query at ``query_at(i)``, the key at ``key_at(j)``."""
+
+    query_at: Callable[[torch.Tensor], torch.Tensor]
+    key_at: Callable[[torch.Tensor], torch.Tensor]
+    applies: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class SelfExtend:
+    window: int
+    group: int
+    name = "self-extend"
+
+    def largest_distance(self, length: int) -> int:
+        if length <= self.window:
+            return length - 1
+        return (length - 1) // self.group + self.window - self.window // self.group
+
+    def is_plain(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> bool:
+        return int(q_pos.max() - k_pos.clamp(min=0).min()) < self.window
+
+    @property
+    def block_limit(self) -> int:
+        return self.window
+
+    def regions(self) -> list[Region]:
+        w, g = self.window, self.group
+        return [
+            Region(lambda i: i, lambda j: j, lambda i, j: i - j < w),
+            Region(lambda i: i // g + (w - w // g), lambda j: j // g, lambda i, j: i - j >= w),
+        ]
+
+    def describe(self) -> dict:
+        return {"method": self.name, "window": self.window, "group": self.group}
+
+
+@dataclass(frozen=True)
+class DualChunk:
+    chunk_size: int  # C, the largest position a query is given
+    local: int  # w
+    name = "dca"
+
+    @property
+    def chunk(self) -> int:
+        return self.chunk_size - self.local
+
+    def largest_distance(self, length: int) -> int:
+        return min(length - 1, self.chunk_size)
+
+    def is_plain(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> bool:
+        return int(q_pos.max()) < self.chunk
+
+    @property
+    def block_limit(self) -> int:
+        return self.chunk
+
+    def regions(self) -> list[Region]:
+        s, top = self.chunk, self.chunk_size
+        return [
+            Region(lambda i: i % s, lambda j: j % s, lambda i, j: i // s == j // s),
+            Region(lambda i: (s + i % s).clamp(max=top), lambda j: j % s, lambda i, j: i // s - j // s == 1),
+            Region(lambda i: torch.full_like(i, top), lambda j: j % s, lambda i, j: i // s - j // s >= 2),
+        ]
+
+    def describe(self) -> dict:
+        return {"method": self.name, "chunk_size": self.chunk_size, "local": self.local, "chunk": self.chunk}
+
+
+def parse_label(label: str) -> tuple[str, dict]:
+    """'self-extend+window2048+group8' -> ('self-extend', {'window': 2048, 'group': 8})."""
+    method, *flags = label.split("+")
+    if method not in LONG_ATTENTION:
+        raise CtxextError(f"unknown attention method {method!r}{did_you_mean(method, LONG_ATTENTION)}")
+    params = {}
+    for flag in flags:
+        name = flag.rstrip("0123456789")
+        if name not in OPTIONS[method] or name == flag:
+            known = ", ".join(f"+{option}N" for option in OPTIONS[method])
+            raise CtxextError(f"unknown option '+{flag}' for {method} (known: {known})")
+        params[name] = int(flag[len(name) :])
+    return method, params
+
+
+def choose(method: str, context: int, target: int, **given) -> SelfExtend | DualChunk:
+    """Parameters from the trained context unless given: Self-Extend W = c/4 and the smallest G >= 2 whose largest
+    distance at ``target`` stays below c; DCA C = 3c/4, w = c/16."""
+    if method == "dca":
+        scheme = DualChunk(int(given.get("chunk") or context * 3 // 4), int(given.get("local") or context // 16))
+        if not 0 < scheme.chunk < scheme.chunk_size < context:
+            raise CtxextError(f"dca needs 0 < local < chunk < the model's context {context} (got {scheme.describe()})")
+        return scheme
+    if method != "self-extend":
+        raise CtxextError(f"unknown attention method {method!r}{did_you_mean(method, LONG_ATTENTION)}")
+    window = int(given.get("window") or context // 4)
+    if not 0 < window < context:
+        raise CtxextError(f"self-extend needs a neighbour window between 1 and {context - 1}, not {window}")
+    if given.get("group"):
+        scheme = SelfExtend(window, int(given["group"]))
+        if scheme.group < 1 or scheme.largest_distance(target) >= context:
+            raise CtxextError(
+                f"self-extend with window {window} and group {scheme.group} reaches distance "
+                f"{scheme.largest_distance(target)} at {target} tokens, beyond the model's context {context}"
+            )
+        return scheme
+    group = 2
+    while SelfExtend(window, group).largest_distance(target) >= context:
+        group += 1
+    return SelfExtend(window, group)
+
+
+def rotate(x: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
+    """RoPE by ``delta`` positions (b, n) in transformers' rotate_half layout, on the first 2 len(inv_freq) dims."""
+    if not bool(delta.any()):
+        return x
+    rot = 2 * inv_freq.numel()
+    angles = delta.double().unsqueeze(-1) * inv_freq.double()
+    angles = torch.cat([angles, angles], dim=-1).unsqueeze(1)  # (b, 1, n, rot)
+    cos, sin = angles.cos().float(), angles.sin().float()
+    part = x[..., :rot].float()
+    half = rot // 2
+    turned = torch.cat([-part[..., half:], part[..., :half]], dim=-1)
+    rotated = (part * cos + turned * sin).to(x.dtype)
+    return torch.cat([rotated, x[..., rot:]], dim=-1) if rot < x.shape[-1] else rotated
+
+
+def _flash(q, k, v, scaling, allowed=None):
+    """(output, log-sum-exp) of softmax attention over these keys; ``allowed`` (queries, keys) masks pairs."""
+    mask = None
+    if allowed is not None:
+        mask = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, float("-inf"))
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, 0.0, False, attn_mask=None if mask is None else mask[None, None], scale=scaling
+    )
+    if allowed is not None:  # the kernel reports 0, not -inf, for a row with no key
+        lse = lse.masked_fill(~allowed.any(-1), float("-inf"))
+    return out, lse
+
+
+def _runs(columns: torch.Tensor) -> list[tuple[int, int]]:
+    """[start, end) of each run of True."""
+    index = columns.nonzero().flatten()
+    if not len(index):
+        return []
+    breaks = ((index[1:] - index[:-1]) > 1).nonzero().flatten()
+    starts = [int(index[0])] + [int(index[b + 1]) for b in breaks]
+    ends = [int(index[b]) + 1 for b in breaks] + [int(index[-1]) + 1]
+    return list(zip(starts, ends, strict=True))
+
+
+def _one_sequence(scheme, inv_freq, query, key, value, q_pos, scaling):
+    """Attention of one unpadded sequence (1, heads, n, d), query positions ``q_pos`` (n,) contiguous.
+
+    Per region and query block, a key before the block is scored with no mask where the region holds for the
+    block's first and last query (for a fixed key, the queries a region holds for form an interval at least as
+    long as a block, so it then holds for every query between), with a mask where it holds for one of them; keys
+    inside the block (the causal diagonal) always with a mask. The pieces' outputs are merged by their log-sum-exp,
+    which is one softmax over all of them."""
+    k_pos = torch.arange(key.shape[2], device=key.device) - (key.shape[2] - 1 - q_pos[-1])
+    pad = int((k_pos < 0).sum())  # left padding: positions below 0, never attended
+    key, value, k_pos = key[:, :, pad:], value[:, :, pad:], k_pos[pad:]
+    regions = scheme.regions()
+    keys = [rotate(key, (region.key_at(k_pos) - k_pos)[None], inv_freq) for region in regions]
+    out = torch.empty_like(query)
+    block = min(BLOCK, scheme.block_limit)
+    for start in range(0, len(q_pos), block):
+        rows = slice(start, min(start + block, len(q_pos)))
+        qp = q_pos[rows]
+        outs, lses = [], []
+        for region, rotated_keys in zip(regions, keys, strict=True):
+            at_first = region.applies(qp[0], k_pos) & (k_pos <= qp[0])
+            at_last = region.applies(qp[-1], k_pos) & (k_pos <= qp[-1])
+            diagonal = (k_pos >= qp[0]) & (k_pos <= qp[-1])
+            q = rotate(query[:, :, rows], (region.query_at(qp) - qp)[None], inv_freq)
+            for lo, hi in _runs(at_first & at_last & ~diagonal):
+                piece = _flash(q, rotated_keys[:, :, lo:hi], value[:, :, lo:hi], scaling)
+                outs.append(piece[0]), lses.append(piece[1])
+            for lo, hi in _runs((at_first ^ at_last) | diagonal):
+                j, i = k_pos[lo:hi].unsqueeze(0), qp.unsqueeze(1)
+                allowed = region.applies(i, j) & (j <= i)
+                piece = _flash(q, rotated_keys[:, :, lo:hi], value[:, :, lo:hi], scaling, allowed)
+                outs.append(piece[0]), lses.append(piece[1])
+        lse = torch.stack(lses)
+        weights = torch.exp(lse - torch.logsumexp(lse, dim=0)).unsqueeze(-1)
+        out[:, :, rows] = (weights * torch.stack(outs)).sum(0).to(out.dtype)
+    return out
+
+
+def remapped_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """An attention function for transformers' AttentionInterface; the scheme and RoPE frequencies are attributes
+    set on each attention module by ``enable``. Positions come from ``position_ids`` (left padding: positions
+    below 0 are padding); masks beyond causal and padding (packed sequences) are not supported."""
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    scheme, inv_freq = module.ctxext_scheme, module.ctxext_inv_freq.to(query.device)
+    n_queries, n_keys = query.shape[2], key.shape[2]
+    q_pos = kwargs.get("position_ids")
+    if q_pos is None or q_pos.shape[-1] != n_queries:
+        q_pos = torch.arange(n_keys - n_queries, n_keys, device=query.device).unsqueeze(0)
+    q_pos = q_pos.to(query.device).expand(query.shape[0], -1)
+    k_pos = torch.arange(n_keys, device=query.device).unsqueeze(0) - (n_keys - 1 - q_pos[:, -1:])
+    if scheme.is_plain(q_pos, k_pos):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    groups = query.shape[1] // key.shape[1]
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
+    rows = [
+        _one_sequence(scheme, inv_freq, query[r : r + 1], key[r : r + 1], value[r : r + 1], q_pos[r], scaling)
+        for r in range(query.shape[0])
+    ]
+    return torch.cat(rows).transpose(1, 2).contiguous(), None
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(ATTENTION_NAME, remapped_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION_NAME, sdpa_mask)
+
+
+def _check_model(model) -> torch.Tensor:
+    """The model's RoPE frequencies, or a refusal for models whose attention this does not cover."""
+    from .rope_in_memory import rotary_modules
+
+    config = model.config
+    family = getattr(config, "model_type", "?")
+    if family not in FAMILIES:
+        raise CtxextError(f"self-extend and dca cover {', '.join(FAMILIES)} decoders, not {family!r}")
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        raise CtxextError("self-extend and dca need full attention; this model uses a sliding window")
+    modules = rotary_modules(model)
+    if len(modules) != 1:
+        raise CtxextError(f"expected one rotary embedding module, found {len(modules)}")
+    rotary = modules[0][2]
+    if rotary.rope_type == "dynamic":
+        raise CtxextError("self-extend and dca need fixed RoPE frequencies; this model uses dynamic scaling")
+    return rotary.inv_freq.detach().clone()
+
+
+def enable(model, method: str, to: int, **params) -> SelfExtend | DualChunk:
+    """Switch a loaded transformers decoder to Self-Extend or DCA for inputs up to ``to`` tokens; parameters not
+    given are chosen from its trained context. ``disable(model)`` switches it back."""
+    from .rope_facts import rope_facts, true_original
+
+    inv_freq = _check_model(model)
+    context = true_original(rope_facts(model.config.to_dict()))
+    scheme = choose(method, context, to, **params)
+    _register()
+    attention = [m for m in model.modules() if hasattr(m, "layer_idx") and type(m).__name__.endswith("Attention")]
+    if not attention:
+        raise CtxextError("found no attention modules to switch")
+    for module in attention:
+        module.ctxext_scheme, module.ctxext_inv_freq = scheme, inv_freq
+    model.ctxext_attention_before = model.config._attn_implementation
+    model.set_attn_implementation(ATTENTION_NAME)
+    return scheme
+
+
+def disable(model) -> None:
+    model.set_attn_implementation(getattr(model, "ctxext_attention_before", None) or "sdpa")
+
+
+@contextmanager
+def long_attention(model, label: str, to: int) -> Iterator[SelfExtend | DualChunk]:
+    """``label`` ('dca', 'self-extend+window2048', ...) enabled for the block."""
+    method, params = parse_label(label)
+    scheme = enable(model, method, to, **params)
+    try:
+        yield scheme
+    finally:
+        disable(model)

@@ -1,0 +1,134 @@
+"""Self-Extend and Dual Chunk Attention: the paper's position rules against a dense reference, bit-identical
+outputs inside the neighbour window / first chunk, cache and padding, parameter choice, refusals."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+import tiny_decoders
+from transformers import AutoModelForCausalLM
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+from ctxext import long_attention as la
+from ctxext.errors import CtxextError
+
+
+def paper_positions(scheme, i: int, j: int) -> tuple[int, int]:
+    """(query position, key position) of the pair, written from the papers' definitions."""
+    if isinstance(scheme, la.SelfExtend):
+        w, g = scheme.window, scheme.group
+        return (i, j) if i - j < w else (i // g + w - w // g, j // g)
+    s, top = scheme.chunk_size - scheme.local, scheme.chunk_size
+    if i // s == j // s:
+        return i % s, j % s
+    if i // s - j // s == 1:
+        return min(s + i % s, top), j % s
+    return top, j % s
+
+
+def dense_reference(q_raw, k_raw, v, scheme, inv_freq):
+    """Softmax over scores Re(sum_k zq_k conj(zk_k) e^{i (a - b) f_k}) with (a, b) the pair's positions: RoPE in
+    complex form, pair k = dims (k, k + d/2), no rotation code shared with the implementation."""
+    n, half = q_raw.shape[2], q_raw.shape[-1] // 2
+    zq = torch.complex(q_raw[..., :half].double(), q_raw[..., half:].double())
+    zk = torch.complex(k_raw[..., :half].double(), k_raw[..., half:].double())
+    scores = torch.full((q_raw.shape[1], n, n), float("-inf"), dtype=torch.float64)
+    for i in range(n):
+        for j in range(i + 1):
+            a, b = paper_positions(scheme, i, j)
+            phase = torch.exp(1j * (a - b) * inv_freq.double())
+            scores[:, i, j] = (zq[0, :, i] * zk[0, :, j].conj() * phase).sum(-1).real
+    probs = torch.softmax(scores / q_raw.shape[-1] ** 0.5, dim=-1)
+    return (probs @ v[0].double()).transpose(0, 1)  # (n, heads, d)
+
+
+def rotated_at_own_positions(x, inv_freq):
+    angles = torch.arange(x.shape[2]).double()[:, None] * inv_freq.double()[None]
+    angles = torch.cat([angles, angles], -1)
+    q, _ = apply_rotary_pos_emb(x, x, angles.cos().float()[None], angles.sin().float()[None])
+    return q
+
+
+@pytest.mark.parametrize("block", [7, 1024])  # 7: regions begin and end inside blocks, chunks straddle them
+@pytest.mark.parametrize(
+    "scheme", [la.SelfExtend(window=8, group=3), la.SelfExtend(window=5, group=4), la.DualChunk(12, 3)]
+)
+def test_attention_follows_the_papers_positions(scheme, block, monkeypatch):
+    torch.manual_seed(0)
+    heads, n, d = 2, 40, 16
+    inv_freq = 1.0 / (100.0 ** (torch.arange(0, d, 2).float() / d))
+    q_raw, k_raw, v = (torch.randn(1, heads, n, d) for _ in range(3))
+    module = SimpleNamespace(ctxext_scheme=scheme, ctxext_inv_freq=inv_freq, num_key_value_groups=1, is_causal=True)
+    monkeypatch.setattr(la, "BLOCK", block)
+    q, k = rotated_at_own_positions(q_raw, inv_freq), rotated_at_own_positions(k_raw, inv_freq)
+    out, _ = la.remapped_attention(module, q, k, v, None, scaling=d**-0.5)
+    torch.testing.assert_close(out[0].double(), dense_reference(q_raw, k_raw, v, scheme, inv_freq), atol=2e-5, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    folder = tiny_decoders.save_decoder("llama", tmp_path_factory.mktemp("llama") / "m")
+    return AutoModelForCausalLM.from_pretrained(folder, attn_implementation="sdpa").eval()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("label, inside", [("self-extend+window32", 32), ("dca", 44)])
+def test_inside_the_window_outputs_are_bit_identical(tiny_llama, label, inside):
+    ids = torch.randint(0, 100, (1, 160), generator=torch.Generator().manual_seed(1))
+    plain_short, plain_long = tiny_llama(ids[:, :inside]).logits, tiny_llama(ids).logits
+    with la.long_attention(tiny_llama, label, 256) as scheme:
+        short, long = tiny_llama(ids[:, :inside]).logits, tiny_llama(ids).logits
+    assert scheme.largest_distance(inside) == inside - 1
+    assert torch.equal(short, plain_short)
+    assert not torch.allclose(long, plain_long)  # beyond the window it is a different model
+    assert tiny_llama.config._attn_implementation == "sdpa"  # switched back
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("label", ["self-extend", "dca"])
+def test_cached_decoding_and_left_padding_match_one_full_pass(tiny_llama, label):
+    ids = torch.randint(0, 100, (1, 150), generator=torch.Generator().manual_seed(2))
+    with la.long_attention(tiny_llama, label, 256):
+        full = tiny_llama(ids).logits
+        prefix = tiny_llama(ids[:, :-1], use_cache=True)
+        step = tiny_llama(ids[:, -1:], past_key_values=prefix.past_key_values).logits
+        padded = torch.cat([torch.zeros(1, 7, dtype=ids.dtype), ids], dim=1)
+        mask = torch.cat([torch.zeros(1, 7, dtype=torch.long), torch.ones_like(ids)], dim=1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        batch = tiny_llama(padded.repeat(2, 1), attention_mask=mask.repeat(2, 1), position_ids=positions.repeat(2, 1))
+    torch.testing.assert_close(step[0, -1], full[0, -1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch.logits[1, 7:], full[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("context, target", [(64, 256), (8192, 32768), (4096, 100_000), (2048, 2049)])
+def test_chosen_parameters_keep_every_distance_inside_the_context(context, target):
+    extend = la.choose("self-extend", context, target)
+    assert extend.largest_distance(target) < context
+    assert la.SelfExtend(extend.window, extend.group - 1).largest_distance(target) >= context or extend.group == 2
+    chunks = la.choose("dca", context, target)
+    assert chunks.largest_distance(target) < context and chunks.chunk > 0
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: la.parse_label("self-extnd"), "did you mean 'self-extend'"),
+        (lambda: la.parse_label("dca+window64"), "unknown option '+window64' for dca"),
+        (lambda: la.choose("self-extend", 64, 4096, window=16, group=2), "beyond the model's context 64"),
+        (lambda: la.choose("dca", 64, 256, chunk=80), "local < chunk < the model's context"),
+    ],
+)
+def test_bad_parameters_are_refused_in_one_line(call, message):
+    with pytest.raises(CtxextError, match=message.replace("+", r"\+")):
+        call()
+
+
+@pytest.mark.parametrize("family, message", [("gemma3_text", "not 'gemma3_text'"), ("llama", "dynamic scaling")])
+def test_models_it_does_not_cover_are_refused(tmp_path, family, message):
+    rope = {"rope_type": "dynamic", "factor": 2.0} if family == "llama" else None
+    folder = tiny_decoders.save_decoder(family, tmp_path / family, rope=rope)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    with pytest.raises(CtxextError, match=message):
+        la.enable(model, "dca", 256)
