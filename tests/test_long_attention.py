@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import tiny_decoders
 from transformers import AutoModelForCausalLM
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
+import tiny_decoders
 from ctxext import long_attention as la
 from ctxext.errors import CtxextError
 

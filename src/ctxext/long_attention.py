@@ -244,7 +244,9 @@ def remapped_attention(module, query, key, value, attention_mask, dropout=0.0, s
     q_pos = q_pos.to(query.device).expand(query.shape[0], -1)
     k_pos = torch.arange(n_keys, device=query.device).unsqueeze(0) - (n_keys - 1 - q_pos[:, -1:])
     if scheme.is_plain(q_pos, k_pos):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     groups = query.shape[1] // key.shape[1]
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
