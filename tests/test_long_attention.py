@@ -51,17 +51,19 @@ def rotated_at_own_positions(x, inv_freq):
     return q
 
 
+@pytest.mark.parametrize("explicit", [False, True])  # the CPU kernel, and the score matrix other devices form
 @pytest.mark.parametrize("block", [7, 1024])  # 7: regions begin and end inside blocks, chunks straddle them
 @pytest.mark.parametrize(
     "scheme", [la.SelfExtend(window=8, group=3), la.SelfExtend(window=5, group=4), la.DualChunk(12, 3)]
 )
-def test_attention_follows_the_papers_positions(scheme, block, monkeypatch):
+def test_attention_follows_the_papers_positions(scheme, block, explicit, monkeypatch):
     torch.manual_seed(0)
     heads, n, d = 2, 40, 16
     inv_freq = 1.0 / (100.0 ** (torch.arange(0, d, 2).float() / d))
     q_raw, k_raw, v = (torch.randn(1, heads, n, d) for _ in range(3))
     module = SimpleNamespace(ctxext_scheme=scheme, ctxext_inv_freq=inv_freq, num_key_value_groups=1, is_causal=True)
     monkeypatch.setattr(la, "BLOCK", block)
+    monkeypatch.setattr(la, "EXPLICIT_SCORES", explicit)
     q, k = rotated_at_own_positions(q_raw, inv_freq), rotated_at_own_positions(k_raw, inv_freq)
     out, _ = la.remapped_attention(module, q, k, v, None, scaling=d**-0.5)
     torch.testing.assert_close(out[0].double(), dense_reference(q_raw, k_raw, v, scheme, inv_freq), atol=2e-5, rtol=0)

@@ -38,6 +38,7 @@ ATTENTION_NAME = "ctxext_remapped"
 LONG_ATTENTION = ("self-extend", "dca")
 OPTIONS = {"self-extend": ("window", "group"), "dca": ("chunk", "local")}
 BLOCK = 1024  # queries per block, at most the scheme's block_limit
+EXPLICIT_SCORES = False  # True: form the score matrix on a CPU too (what other devices do)
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi", "phi3", "gpt_neox", "olmo", "olmo2", "granite", "smollm3")
 
 
@@ -169,14 +170,21 @@ def rotate(x: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> torc
 
 
 def _flash(q, k, v, scaling, allowed=None):
-    """(output, log-sum-exp) of softmax attention over these keys; ``allowed`` (queries, keys) masks pairs."""
+    """(output, log-sum-exp) of softmax attention over these keys; ``allowed`` (queries, keys) masks pairs.
+    On a CPU, PyTorch's flash-attention kernel (no score matrix is held); elsewhere the scores are formed."""
     mask = None
     if allowed is not None:
         mask = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, float("-inf"))
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        q, k, v, 0.0, False, attn_mask=None if mask is None else mask[None, None], scale=scaling
-    )
-    if allowed is not None:  # the kernel reports 0, not -inf, for a row with no key
+    if q.device.type == "cpu" and not EXPLICIT_SCORES:
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, 0.0, False, attn_mask=None if mask is None else mask[None, None], scale=scaling
+        )
+    else:
+        scores = torch.matmul(q, k.transpose(-1, -2)).float() * scaling
+        scores = scores if mask is None else scores + mask.float()
+        lse = torch.logsumexp(scores, dim=-1)
+        out = torch.matmul(torch.exp(scores - lse.unsqueeze(-1)).nan_to_num(0.0).to(v.dtype), v)
+    if allowed is not None:  # the CPU kernel reports 0, not -inf, for a row with no key
         lse = lse.masked_fill(~allowed.any(-1), float("-inf"))
     return out, lse
 
