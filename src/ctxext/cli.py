@@ -133,6 +133,7 @@ def cmd_extend(args) -> None:
         runtimes=_runtimes(args.check_runtime),
         overwrite=args.overwrite,
         check=not args.no_check,
+        tune={"text": args.tune, "evaluations": args.tune_evals} if args.tune else None,
         **_options(args),
     )
     print_report(report)

@@ -105,6 +105,15 @@ def build_parser() -> Parser:
         "minutes for a real model: a probe past the original window is scored there and in transformers)",
     )
     extend.add_argument("--texts", help="file of short texts for the encoder drift check, one per line")
+    extend.add_argument(
+        "--tune",
+        metavar="TEXT",
+        help="search longrope's per-pair divisors for this model on a calibration text of at least --to tokens "
+        "(implies --method longrope; each candidate costs one forward pass of --to tokens)",
+    )
+    extend.add_argument(
+        "--tune-evals", type=positive_int, default=8, help="candidates --tune scores, 3 seeds included (default 8)"
+    )
     add_table_options(extend)
 
     evaluate = verbs.add_parser("eval", help="measure a model, or methods applied in memory, across lengths")

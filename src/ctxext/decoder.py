@@ -96,11 +96,23 @@ def extend_decoder_folder(
     overwrite: bool = False,
     check: bool = True,
     runtimes: tuple = (),
+    tune: dict | None = None,
 ) -> tuple[RopePlan, dict | None]:
-    """Write ``out``: the folder copied, config.json rewritten, the tokenizer's length raised."""
+    """Write ``out``: the folder copied, config.json rewritten, the tokenizer's length raised. ``tune``
+    ({"text": path, "evaluations": n}) searches longrope's divisors first (:mod:`ctxext.rope_search`)."""
     folder = open_model_folder(model)
-    plan = plan_rope(folder.config, str(folder.root), to, method, original)
+    plan = tuned(plan_rope(folder.config, str(folder.root), to, method, original), folder.root, tune, out, overwrite)
     return plan, write_output(HfRopeWriter(folder.root, plan, runtimes=runtimes), out, overwrite, check)
+
+
+def tuned(plan: RopePlan, model: Path, tune: dict | None, out, overwrite: bool) -> RopePlan:
+    if not tune:
+        return plan
+    from .formats.hf_folder import check_output
+    from .rope_search import tune_plan
+
+    check_output(Path(out), overwrite)  # before minutes of search, not after
+    return tune_plan(plan, model, tune["text"], tune.get("evaluations", 8))
 
 
 def write_rope_config(staging: Path, plan: RopePlan) -> None:
@@ -125,6 +137,7 @@ def record_rope(folder: Path, plan: RopePlan, readback: dict | None) -> None:
             "rope_parameters": plan.rope_parameters(),
             "runtimes": plan.spec.runtimes,
             "readback": readback,
+            **({"search": plan.search} if plan.search else {}),
         },
     )
     lines = [

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .errors import CtxextError
-from .methods.rope import default_inv_freq, ntk_base, yarn_divisors
+from .methods.rope import default_inv_freq, ntk_base
 
 if TYPE_CHECKING:
     from .rope_surgery import RopePlan
@@ -147,7 +147,7 @@ register(
             "factor": plan.factor,
             "original_max_position_embeddings": plan.original,
             "short_factor": [1.0] * (plan.facts.dim // 2),
-            "long_factor": yarn_divisors(plan.facts.dim, plan.facts.base, plan.original, plan.factor).tolist(),
+            "long_factor": plan.long_divisors().tolist(),
             "attention_factor": 1.0,  # transformers: one factor for both sets
             "short_mscale": 1.0,  # vLLM reads these two and ignores attention_factor
             "long_mscale": 1.0,

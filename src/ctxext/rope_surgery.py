@@ -14,7 +14,7 @@ import torch
 from .errors import CtxextError, did_you_mean
 from .long_attention import LONG_ATTENTION
 from .methods.ape import APE_METHODS
-from .methods.rope import classify_pairs, default_inv_freq, scaled_inv_freq
+from .methods.rope import classify_pairs, default_inv_freq, scaled_inv_freq, yarn_divisors
 from .rope_facts import RopeFacts, kept_yarn_options, rope_facts, rope_parameters_of, true_original
 from .rope_methods import ROPE_REGISTRY, rope_method
 
@@ -42,6 +42,8 @@ class RopePlan:
     target: int
     method: str
     kept: dict = field(default_factory=dict)  # options of an existing YaRN scaling that stay (kept_yarn_options)
+    searched: tuple[float, ...] | None = None  # longrope's long divisors found by ctxext.rope_search
+    search: dict | None = field(default=None, compare=False)  # how they were found (text, candidates, perplexities)
 
     @property
     def spec(self):
@@ -56,7 +58,15 @@ class RopePlan:
         options = dict(self.kept) if self.method == "yarn" else {}
         if self.method in ("dynamic", "longrope"):
             options["seq_len"] = seq_len or self.target
+        if self.method == "longrope":
+            options["long_factor"] = self.long_divisors()
         return scaled_inv_freq(self.method, self.facts.dim, self.facts.base, self.original, self.factor, **options)
+
+    def long_divisors(self) -> torch.Tensor:
+        """longrope's divisors beyond L: the searched ones, else YaRN's ramp."""
+        if self.searched is not None:
+            return torch.tensor(self.searched, dtype=torch.float64)
+        return yarn_divisors(self.facts.dim, self.facts.base, self.original, self.factor)
 
     @property
     def attention_factor(self) -> float:
@@ -98,7 +108,7 @@ class RopePlan:
             labels = classify_pairs(theta, scaled, self.factor)
             rows += [
                 ("target", f"{self.target}  (x{self.factor:.3g})"),
-                ("method", self.method),
+                ("method", self.method + (" (long divisors searched)" if self.searched is not None else "")),
                 ("pairs", pair_summary(labels)),
                 ("attention factor", f"{attention:.4f}"),
                 (

@@ -132,22 +132,31 @@ def _is_xpos(path: Path) -> bool:
 
 
 @contextmanager
-def rope_variant(loaded: LoadedModel, method: str, to: int) -> Iterator[object]:
-    """The decoder with ``method`` applied for the block; config and rotary modules restored after."""
-    from ..rope_in_memory import apply_rope_in_memory, rotary_modules
-    from ..rope_surgery import plan_rope
+def restored_rope(model) -> Iterator[None]:
+    """The model's rotary modules and RoPE config as they were, after the block."""
+    from ..rope_in_memory import rotary_modules
 
-    plan = plan_rope(loaded.config, loaded.path, to, method)
-    saved_modules = [(parent, name, module) for parent, name, module in rotary_modules(loaded.model)]
-    saved_config = {k: getattr(loaded.model.config, k) for k in ("rope_parameters", "max_position_embeddings")}
-    apply_rope_in_memory(loaded.model, plan)
+    saved_modules = [(parent, name, module) for parent, name, module in rotary_modules(model)]
+    saved_config = {k: getattr(model.config, k) for k in ("rope_parameters", "max_position_embeddings")}
     try:
-        yield plan
+        yield
     finally:
         for parent, name, module in saved_modules:
             setattr(parent, name, module)
         for key, value in saved_config.items():
-            setattr(loaded.model.config, key, value)
+            setattr(model.config, key, value)
+
+
+@contextmanager
+def rope_variant(loaded: LoadedModel, method: str, to: int) -> Iterator[object]:
+    """The decoder with ``method`` applied for the block; config and rotary modules restored after."""
+    from ..rope_in_memory import apply_rope_in_memory
+    from ..rope_surgery import plan_rope
+
+    plan = plan_rope(loaded.config, loaded.path, to, method)
+    with restored_rope(loaded.model):
+        apply_rope_in_memory(loaded.model, plan)
+        yield plan
 
 
 @contextmanager

@@ -16,7 +16,8 @@ attention factor multiplies cos and sin (so the attention logits by its square).
   lambda < L / 4, divided by s when lambda > L, blended smoothly between.
 * longrope (LongRoPE, Ding et al. 2024; Phi-3): theta'_k = theta_k / f_k with a short set of divisors for
   l <= L and a long set beyond. ctxext writes short divisors 1 (inputs inside L computed as trained) and
-  long divisors from YaRN's ramp, 1 / (g_k + (1 - g_k) / s), with no temperature.
+  long divisors from YaRN's ramp, 1 / (g_k + (1 - g_k) / s), with no temperature, or divisors searched for
+  the model on a calibration text (``ctxext extend --tune``, :mod:`ctxext.rope_search`).
 """
 
 from __future__ import annotations
@@ -102,13 +103,20 @@ def yarn(
 
 
 def longrope(
-    dim: int, base: float, original: int, factor: float, seq_len: int | None = None
+    dim: int,
+    base: float,
+    original: int,
+    factor: float,
+    seq_len: int | None = None,
+    long_factor: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float]:
-    """Short divisors 1 up to L, YaRN's by-parts divisors beyond; no temperature."""
+    """Short divisors 1 up to L; beyond, ``long_factor`` (searched by ctxext.rope_search) or YaRN's by-parts
+    divisors; no temperature."""
     theta = default_inv_freq(dim, base)
     if seq_len is not None and seq_len <= original:
         return theta, 1.0
-    return theta / yarn_divisors(dim, base, original, factor), 1.0
+    divisors = yarn_divisors(dim, base, original, factor) if long_factor is None else long_factor.double()
+    return theta / divisors, 1.0
 
 
 def llama3(

@@ -1,0 +1,109 @@
+"""Search LongRoPE's long divisors for the model at hand on a calibration text (Ding et al. 2024, section 3.2).
+
+LongRoPE rescales pair k's frequency beyond the trained window L as theta'_k = theta_k / lambda_k and finds the
+lambda_k by evolutionary search, scoring each candidate by the perplexity of the model at the target length;
+lambda_k never decreases with k (a longer wavelength is interpolated at least as much) and stays within
+[1, 1.25 s]. Here the population is seeded with three known answers, YaRN's ramp (ctxext's longrope default),
+Position Interpolation (every lambda_k = s) and NTK-aware scaling (lambda_k = s^(2k/(d-2))); each further
+candidate is one of the two best so far, multiplied pair by pair by exp(N(0, sigma^2)) and made monotone and
+bounded again. Every candidate costs one forward pass of ``target`` tokens, so ``evaluations`` sets the cost.
+The paper's un-interpolated first tokens are not searched: no runtime's config can express them. The result
+is written as ``rope_type: longrope`` (transformers, vLLM) and as ``rope_freqs.weight`` (llama.cpp).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .errors import CtxextError
+from .rope_surgery import RopePlan
+
+SIGMA = 0.15  # mutation scale in log-divisor space
+CEILING = 1.25  # lambda_k <= CEILING * s, the paper's search range
+
+
+def seeds(plan: RopePlan) -> dict[str, torch.Tensor]:
+    half, s = plan.facts.dim // 2, plan.factor
+    k = torch.arange(half, dtype=torch.float64)
+    return {
+        "yarn ramp": dataclasses.replace(plan, searched=None).long_divisors(),
+        "linear": torch.full((half,), s, dtype=torch.float64),
+        "ntk": s ** (2 * k / (plan.facts.dim - 2)),
+    }
+
+
+def constrain(divisors: torch.Tensor, factor: float) -> torch.Tensor:
+    """Non-decreasing in k and within [1, CEILING * s]."""
+    return torch.cummax(divisors.clamp(1.0, CEILING * factor), dim=0).values.clamp(max=CEILING * factor)
+
+
+def mutate(parent: torch.Tensor, factor: float, generator: torch.Generator) -> torch.Tensor:
+    noise = torch.randn(parent.shape, generator=generator, dtype=torch.float64) * SIGMA
+    return constrain(parent * noise.exp(), factor)
+
+
+def calibration_ids(tokenizer, text_path: str | Path, target: int) -> torch.Tensor:
+    from .eval.ppl import read_corpus
+
+    ids = torch.tensor(tokenizer(read_corpus([str(text_path)]), verbose=False)["input_ids"][: target + 1])
+    if len(ids) < target + 1:
+        raise CtxextError(f"{text_path} has {len(ids)} tokens; tuning at {target} needs at least {target + 1}")
+    return ids
+
+
+def search_long_divisors(model, ids: torch.Tensor, plan: RopePlan, evaluations: int = 8, seed: int = 0) -> RopePlan:
+    """The plan with the best divisors found (``searched``) and the search record (``search``); the model's
+    rotary modules and config are as they were afterwards."""
+    from .eval.models import restored_rope
+    from .eval.ppl import Window, window_nll
+    from .rope_in_memory import apply_rope_in_memory
+
+    if plan.method != "longrope":
+        raise CtxextError(f"--tune searches LongRoPE's divisors; use --method longrope, not {plan.method!r}")
+    starts = seeds(plan)
+    if evaluations < len(starts):
+        raise CtxextError(f"--tune-evals must be at least {len(starts)} (the seeds: {', '.join(starts)})")
+    window = Window(start=0, end=plan.target, score_from=1)
+    generator = torch.Generator().manual_seed(seed)
+    tried: list[tuple[float, torch.Tensor, str]] = []
+    with restored_rope(model), tqdm(total=evaluations, desc="tune longrope", unit="candidate") as bar:
+        for index in range(evaluations):
+            if index < len(starts):
+                source, divisors = list(starts.items())[index]
+            else:
+                ranked = sorted(tried, key=lambda row: row[0])
+                parent = ranked[index % 2 if len(ranked) > 1 else 0]
+                source, divisors = f"mutant of {parent[2]}", mutate(parent[1], plan.factor, generator)
+            candidate = dataclasses.replace(plan, searched=tuple(divisors.tolist()))
+            apply_rope_in_memory(model, candidate)
+            ppl = math.exp(window_nll(model, ids, window).mean().item())
+            tried.append((ppl, divisors, f"#{index} {source}"))
+            bar.update()
+            bar.set_postfix(best=f"{min(row[0] for row in tried):.3f}")
+    best = min(tried, key=lambda row: row[0])
+    record = {
+        "tokens": plan.target,
+        "evaluations": evaluations,
+        "seed": seed,
+        "candidates": [{"name": name, "ppl": ppl, "divisors": d.tolist()} for ppl, d, name in tried],
+        "best": best[2],
+        "best_ppl": best[0],
+    }
+    return dataclasses.replace(plan, searched=tuple(best[1].tolist()), search=record)
+
+
+def tune_plan(plan: RopePlan, model_path: str | Path, text_path: str | Path, evaluations: int = 8) -> RopePlan:
+    """Load the model (folder or GGUF, float32 on the CPU or as placed) and search the plan's long divisors."""
+    from .eval.models import load_model
+
+    if not Path(text_path).is_file():
+        raise CtxextError(f"calibration text {text_path} not found")
+    loaded = load_model(model_path)
+    ids = calibration_ids(loaded.tokenizer, text_path, plan.target)
+    tuned = search_long_divisors(loaded.model, ids, plan, evaluations)
+    return dataclasses.replace(tuned, search={**tuned.search, "text": str(text_path)})

@@ -1,0 +1,93 @@
+"""LongRoPE divisor search (`ctxext extend --tune`): constraints, the written folder is the model that scored
+best, GGUF divisors, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+import tiny
+import tiny_decoders
+from ctxext.cli import main, run
+from ctxext.eval.ppl import Window, window_nll
+from ctxext.rope_search import CEILING, constrain, mutate, seeds
+from ctxext.rope_surgery import plan_rope
+
+
+@pytest.fixture(scope="module")
+def decoder(tmp_path_factory):
+    return tiny_decoders.save_decoder("llama", tmp_path_factory.mktemp("search") / "llama")
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "book.txt"
+    path.write_text(tiny.words(800, seed=11))
+    return path
+
+
+def test_candidates_are_monotone_and_bounded(decoder):
+    generator = torch.Generator().manual_seed(0)
+    plan = plan_rope(json.loads((decoder / "config.json").read_text()), "m", 256, "longrope")
+    for name, start in seeds(plan).items():
+        assert torch.equal(constrain(start, plan.factor), start), name  # the seeds already obey the rules
+        for _ in range(20):
+            child = mutate(start, plan.factor, generator)
+            assert (child[1:] >= child[:-1]).all() and child.min() >= 1 and child.max() <= CEILING * plan.factor
+            assert not torch.equal(child, start)
+
+
+def test_the_written_folder_is_the_candidate_that_scored_best(decoder, book, tmp_path):
+    out = tmp_path / "tuned"
+    assert (
+        run(main, ["extend", str(decoder), "--to", "128", "--tune", str(book), "--tune-evals", "5", "-o", str(out)])
+        == 0
+    )
+    record = json.loads((out / "ctxext.json").read_text())
+    search = record["search"]
+    assert len(search["candidates"]) == 5 and search["text"] == str(book)
+    best = min(search["candidates"], key=lambda c: c["ppl"])
+    assert search["best_ppl"] == best["ppl"] and search["best"] == best["name"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["rope_parameters"]["rope_type"] == "longrope"
+    assert config["rope_parameters"]["long_factor"] == best["divisors"]
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    ids = torch.tensor(AutoTokenizer.from_pretrained(out)(book.read_text())["input_ids"][:129])
+    ppl = math.exp(window_nll(model, ids, Window(0, 128, 1)).mean().item())
+    assert ppl == pytest.approx(best["ppl"], rel=1e-6)  # loads as the model that was scored
+    assert len({round(c["ppl"], 9) for c in search["candidates"]}) == 5  # each candidate is a different model
+
+
+def test_gguf_carries_the_searched_divisors_as_rope_freqs(decoder):
+    from ctxext.rope_surgery import plan_rope
+
+    config = json.loads((decoder / "config.json").read_text())
+    plan = plan_rope(config, "m", 128, "longrope")
+    searched = tuple(float(x) for x in torch.linspace(1.0, 2.4, 8))
+    tuned = plan.__class__(**{**plan.__dict__, "searched": searched})
+    assert torch.allclose(tuned.spec.gguf(tuned).divisors, torch.tensor(searched, dtype=torch.float64))
+    assert tuned.rope_parameters()["long_factor"] == list(searched)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--tune", "{short}"], "needs at least 129"),
+        (["--tune", "{missing}"], "not found"),
+        (["--tune", "{book}", "--method", "yarn"], "use --method longrope"),
+        (["--tune", "{book}", "--tune-evals", "2"], "at least 3"),
+    ],
+)
+def test_tune_bad_input_is_one_line(decoder, book, tmp_path, capsys, extra, message):
+    short = tmp_path / "short.txt"
+    short.write_text("a few words only")
+    args = [a.format(short=short, missing=tmp_path / "nope.txt", book=book) for a in extra]
+    out = tmp_path / "o"
+    assert run(main, ["extend", str(decoder), "--to", "128", *args, "-o", str(out)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "it/s" not in line]
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
