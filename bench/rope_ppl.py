@@ -8,7 +8,7 @@ folders with `ctxext extend --format hf`, and scores each at its length. Rows:
   ATTN@N     the native folder with a run-time attention method (--attention self-extend,dca) at N
 
 usage: python bench/rope_ppl.py [--gguf F] [--text F] [--to N] [--methods yarn,linear] [--attention dca]
-       [--skip-native] [--out runs/rope_ppl.json]
+       [--folder LABEL=PATH] [--skip-native] [--out runs/rope_ppl.json]
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--methods", default="yarn", help="RoPE methods, written with ctxext extend ('' for none)")
     parser.add_argument("--attention", default="", help="run-time attention methods on the native folder")
     parser.add_argument("--skip-native", action="store_true", help="do not score the native model (known row)")
+    parser.add_argument("--folder", action="append", default=[], help="LABEL=PATH: also score a written folder at N")
     parser.add_argument("--skip-none", action="store_true", help="do not score the unscaled model at N")
     parser.add_argument("--work", default=str(ROOT / "runs" / "rope_ppl"))
     parser.add_argument("--out", default=str(ROOT / "runs" / "rope_ppl.json"))
@@ -97,6 +98,9 @@ def main() -> None:
         score(f"none@{args.to}", native, args.to)
     for label in filter(None, args.attention.split(",")):
         score(f"{label}@{args.to}", native, args.to, attention=label)
+    for labelled in args.folder:
+        label, _, path = labelled.partition("=")
+        score(f"{label}@{args.to}", Path(path), args.to)
     for method in filter(None, args.methods.split(",")):
         folder = work / f"{method}-{args.to}"
         if not folder.exists():

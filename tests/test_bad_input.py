@@ -119,6 +119,18 @@ CASES = {
         ["extend", "{root}/llama", "--to", "4096", "--method", "cubic", "-o", "{out}"],
         "for learned position tables",
     ),
+    "run-time attention method written to a folder": (
+        ["extend", "{root}/llama", "--to", "4096", "--method", "dca", "-o", "{out}"],
+        "no saved file can carry it",
+    ),
+    "attention method misspelt": (
+        ["extend", "{root}/llama", "--to", "4096", "--method", "self-extnd", "-o", "{out}"],
+        "did you mean 'self-extend'",
+    ),
+    "tune on an encoder": (
+        ["extend", "{root}/bert", "--to", "128", "--tune", "{root}/a-file.txt", "-o", "{out}"],
+        "applies to rope decoders",
+    ),
     "existing output": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/existing"], "already exists"),
     "output parent missing": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/no/such/dir"], "does not exist"),
     "output under a file": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/a-file.txt/out"], "does not exist"),
