@@ -53,6 +53,7 @@ def _assert_conforms(rows, runtime, methods):
                 assert abs(got["ppl"] / reference[other]["ppl"] - 1) > APART, (method, other)
 
 
+@pytest.mark.runtime
 def test_llama_cpp_computes_what_transformers_computes_for_every_gguf_method(small):
     _need("llama.cpp")
     methods = ["none", "yarn", "linear", "ntk", "llama3", "longrope"]
@@ -84,6 +85,7 @@ def test_an_aligned_64_gguf_stays_aligned_and_loads_in_llama_cpp(small, tmp_path
     assert result.get("finite") and result["count"] == 255, result
 
 
+@pytest.mark.runtime
 def test_vllm_computes_what_transformers_computes(small):
     """(dynamic in vLLM: see the --check-runtime test, which refuses it)"""
     _need("vllm")
@@ -99,6 +101,7 @@ def test_vllm_computes_what_transformers_computes(small):
     _assert_conforms(rows, "vllm", ["yarn", "llama3", "longrope"])
 
 
+@pytest.mark.runtime
 def test_longrope_inside_the_window_is_exact_in_transformers_but_not_in_vllm(small):
     """The runtime note for longrope: vLLM uses the long divisors at every length once max_model_len > L."""
     _need("vllm")
@@ -120,6 +123,7 @@ def test_every_runtime_named_in_a_spec_is_one_ctxext_can_score():
         assert set(spec.runtimes) == set(RUNTIMES), spec.name
 
 
+@pytest.mark.runtime
 def test_check_runtime_reads_the_written_folder_back_in_vllm_and_refuses_dynamic(small, tmp_path):
     _need("vllm")
     report = api.extend(small["gguf"], tmp_path / "yarn", 512, "yarn", fmt="hf", runtimes=("vllm",))
@@ -154,6 +158,7 @@ def test_conform_command_writes_one_row_per_method_and_runtime(tmp_path, capsys)
     assert "| linear | transformers |" in capsys.readouterr().out
 
 
+@pytest.mark.runtime
 def test_eval_backend_vllm_measures_what_the_transformers_backend_does(small, tmp_path):
     """ppl on the same windows within 0.05%, passkey on the same prompts with the same answers."""
     _need("vllm")
