@@ -134,3 +134,13 @@ def test_models_it_does_not_cover_are_refused(tmp_path, family, message):
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     with pytest.raises(CtxextError, match=message):
         la.enable(model, "dca", 256)
+
+
+def test_inspect_prints_the_parameters_each_attention_method_would_use(tiny_llama, tmp_path, capsys):
+    from ctxext.cli import main, run
+
+    folder = tiny_decoders.save_decoder("llama", tmp_path / "m")
+    assert run(main, ["inspect", str(folder), "--to", "256"]) == 0
+    printed = capsys.readouterr().out
+    assert "self-extend window 16, group 6 (largest distance 56)" in printed
+    assert "dca chunk_size 48, local 4 (chunks of 44)" in printed

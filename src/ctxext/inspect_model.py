@@ -72,4 +72,6 @@ def inspect(
                 "runtimes": each.spec.runtimes,
             }
         )
-    return Report(plan.describe()[:6], pairs=pairs)
+    from .long_attention import defaults_note
+
+    return Report(plan.describe()[:6], notes=[defaults_note(plan.original, plan.target)], pairs=pairs)

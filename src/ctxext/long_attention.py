@@ -154,6 +154,17 @@ def choose(method: str, context: int, target: int, **given) -> SelfExtend | Dual
     return SelfExtend(window, group)
 
 
+def defaults_note(context: int, target: int) -> str:
+    """What ``self-extend`` and ``dca`` would use at ``target`` (printed by ``ctxext inspect --to``)."""
+    extend, chunks = choose("self-extend", context, target), choose("dca", context, target)
+    return (
+        f"run-time attention at {target} (ctxext eval --methods, ctxext.long_attention; no file carries it): "
+        f"self-extend window {extend.window}, group {extend.group} (largest distance "
+        f"{extend.largest_distance(target)}); dca chunk_size {chunks.chunk_size}, local {chunks.local} "
+        f"(chunks of {chunks.chunk})"
+    )
+
+
 def rotate(x: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
     """RoPE by ``delta`` positions (b, n) in transformers' rotate_half layout, on the first 2 len(inv_freq) dims."""
     if not bool(delta.any()):
