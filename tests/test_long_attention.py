@@ -110,7 +110,7 @@ def test_chosen_parameters_keep_every_distance_inside_the_context(context, targe
     assert extend.largest_distance(target) < context
     assert la.SelfExtend(extend.window, extend.group - 1).largest_distance(target) >= context or extend.group == 2
     chunks = la.choose("dca", context, target)
-    assert chunks.largest_distance(target) < context and chunks.chunk > 0
+    assert chunks.largest_distance(target) < context and chunks.chunk_length > 0
 
 
 @pytest.mark.parametrize(

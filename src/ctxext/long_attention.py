@@ -87,21 +87,21 @@ class DualChunk:
     name = "dca"
 
     @property
-    def chunk(self) -> int:
+    def chunk_length(self) -> int:
         return self.chunk_size - self.local
 
     def largest_distance(self, length: int) -> int:
         return min(length - 1, self.chunk_size)
 
     def is_plain(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> bool:
-        return int(q_pos.max()) < self.chunk
+        return int(q_pos.max()) < self.chunk_length
 
     @property
     def block_limit(self) -> int:
-        return self.chunk
+        return self.chunk_length
 
     def regions(self) -> list[Region]:
-        s, top = self.chunk, self.chunk_size
+        s, top = self.chunk_length, self.chunk_size
         return [
             Region(lambda i: i % s, lambda j: j % s, lambda i, j: i // s == j // s),
             Region(lambda i: (s + i % s).clamp(max=top), lambda j: j % s, lambda i, j: i // s - j // s == 1),
@@ -109,7 +109,12 @@ class DualChunk:
         ]
 
     def describe(self) -> dict:
-        return {"method": self.name, "chunk_size": self.chunk_size, "local": self.local, "chunk": self.chunk}
+        return {
+            "method": self.name,
+            "chunk_size": self.chunk_size,
+            "local": self.local,
+            "chunk_length": self.chunk_length,
+        }
 
 
 def parse_label(label: str) -> tuple[str, dict]:
@@ -132,7 +137,7 @@ def choose(method: str, context: int, target: int, **given) -> SelfExtend | Dual
     distance at ``target`` stays below c; DCA C = 3c/4, w = c/16."""
     if method == "dca":
         scheme = DualChunk(int(given.get("chunk") or context * 3 // 4), int(given.get("local") or context // 16))
-        if not 0 < scheme.chunk < scheme.chunk_size < context:
+        if not 0 < scheme.chunk_length < scheme.chunk_size < context:
             raise CtxextError(f"dca needs 0 < local < chunk < the model's context {context} (got {scheme.describe()})")
         return scheme
     if method != "self-extend":
@@ -161,7 +166,7 @@ def defaults_note(context: int, target: int) -> str:
         f"run-time attention at {target} (ctxext eval --methods, ctxext.long_attention; no file carries it): "
         f"self-extend window {extend.window}, group {extend.group} (largest distance "
         f"{extend.largest_distance(target)}); dca chunk_size {chunks.chunk_size}, local {chunks.local} "
-        f"(chunks of {chunks.chunk})"
+        f"(chunks of {chunks.chunk_length})"
     )
 
 
