@@ -229,7 +229,12 @@ def test_attention_methods_are_measured_beside_rope_methods(decoder, book, tmp_p
     common = ["eval", str(decoder), "--lengths", "48", "192", "--to", "192", "-o"]
     ppl = [*common, str(tmp_path / "p.json"), "--task", "ppl", "--data", str(book), "--stride", "48"]
     assert run(main, [*ppl, "--methods", "none,yarn,self-extend+window48,dca+chunk40+local8"]) == 0
-    rows = json.loads((tmp_path / "p.json").read_text())["results"]["ppl"]
+    results = json.loads((tmp_path / "p.json").read_text())
+    rows = results["results"]["ppl"]
+    assert results["config"]["attention"] == {
+        "self-extend+window48": {"method": "self-extend", "window": 48, "group": 10},
+        "dca+chunk40+local8": {"method": "dca", "chunk_size": 40, "local": 8, "chunk_length": 32},
+    }
     assert rows["self-extend+window48"]["48"]["ppl"] == rows["none"]["48"]["ppl"]  # all inside the window
     assert rows["dca+chunk40+local8"]["48"]["ppl"] != rows["none"]["48"]["ppl"]  # chunks of 32 < 48
     assert all(math.isfinite(rows[m]["192"]["ppl"]) for m in rows)

@@ -159,6 +159,16 @@ def choose(method: str, context: int, target: int, **given) -> SelfExtend | Dual
     return SelfExtend(window, group)
 
 
+def parameters_of(labels: list[str], context: int, target: int) -> dict[str, dict]:
+    """The parameters each attention label among ``labels`` runs with (recorded in eval results)."""
+    chosen = {}
+    for label in labels:
+        if label.split("+")[0] in LONG_ATTENTION:
+            method, params = parse_label(label)
+            chosen[label] = choose(method, context, target, **params).describe()
+    return chosen
+
+
 def defaults_note(context: int, target: int) -> str:
     """What ``self-extend`` and ``dca`` would use at ``target`` (printed by ``ctxext inspect --to``)."""
     extend, chunks = choose("self-extend", context, target), choose("dca", context, target)

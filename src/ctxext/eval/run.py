@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from ..errors import CtxextError, did_you_mean
 from ..formats.provenance import versions
+from ..long_attention import parameters_of
 from ..placement import Placement
 from .models import LoadedModel, load_model, variant
 from .processes import gathered, is_main, my_share
@@ -110,6 +111,7 @@ def evaluate(
             "jsonl": jsonl,
             "backend": backend,
             "engine": engine,
+            "attention": parameters_of(methods, context, to) if kind == "decoder" else {},
         },
         "model": model_path,
         "placement": place.describe() if backend == "transformers" else None,
