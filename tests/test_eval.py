@@ -468,7 +468,7 @@ def test_two_processes_split_the_methods_and_write_what_one_process_writes(decod
     args = ["eval", str(decoder), "--task", "ppl", "--lengths", "32", "64", "--data", str(book)]
     args += ["--methods", "none,yarn,linear", "--to", "128", "-o"]
     assert run(main, [*args, str(tmp_path / "one.json")]) == 0
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", script]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", script]
     done = subprocess.run([*launcher, *args, str(tmp_path / "two.json")], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     started = [line.split(":")[0] for line in done.stderr.replace("\r", "\n").splitlines() if " 0%|" in line]
