@@ -41,12 +41,13 @@ def test_candidates_are_monotone_and_bounded(decoder):
             assert not torch.equal(child, start)
 
 
-def test_the_written_folder_is_the_candidate_that_scored_best(decoder, book, tmp_path):
+def test_the_written_folder_is_the_candidate_that_scored_best(decoder, book, tmp_path, capsys):
     out = tmp_path / "tuned"
     assert (
         run(main, ["extend", str(decoder), "--to", "128", "--tune", str(book), "--tune-evals", "5", "-o", str(out)])
         == 0
     )
+    assert "searched 5 candidates at 128 tokens" in capsys.readouterr().out
     record = json.loads((out / "ctxext.json").read_text())
     search = record["search"]
     assert len(search["candidates"]) == 5 and search["text"] == str(book)

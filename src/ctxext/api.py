@@ -121,7 +121,7 @@ def extend(
         plan, readback = extend_decoder_folder(
             model, out, to, method, original=original, overwrite=overwrite, check=check, runtimes=runtimes, tune=tune
         )
-        return Report(plan.describe(), _readback_notes(readback) + _runtime_notes(plan, "folder"))
+        return Report(plan.describe(), _search_notes(plan) + _readback_notes(readback) + _runtime_notes(plan, "folder"))
     if kind == "gguf":
         method = method or default_rope_method("folder" if fmt == "hf" else "gguf")
         return _extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check, dtype, runtimes, tune)
@@ -138,6 +138,17 @@ def _refuse(model) -> None:
 
     family = family_of(open_model_folder(model).config)
     raise CtxextError(f"{model} is a {family.name} model: {family.advice}")
+
+
+def _search_notes(plan) -> list[str]:
+    if not plan.search:
+        return []
+    search, seed = plan.search, plan.search["candidates"][0]
+    return [
+        f"searched {search['evaluations']} candidates at {search['tokens']} tokens of {search['text']}: "
+        f"untuned longrope ({seed['name']}) perplexity {seed['ppl']:.4f}, "
+        f"best {search['best']} {search['best_ppl']:.4f}"
+    ]
 
 
 def _readback_notes(readback: dict | None) -> list[str]:
@@ -175,7 +186,7 @@ def _extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, ch
 
         writer = HfRopeWriter(path, plan, from_gguf=True, dtype=dtype or "float32", runtimes=runtimes)
         readback = write_output(writer, out, overwrite, check)
-        notes = _readback_notes(readback) + _runtime_notes(plan, "folder")
+        notes = _search_notes(plan) + _readback_notes(readback) + _runtime_notes(plan, "folder")
         return Report(plan.describe(), notes + [f"wrote a Hugging Face folder ({dtype or 'float32'}) to {out}"])
     if dtype:
         raise CtxextError("--dtype applies when a GGUF is converted to a folder (--format hf); GGUF tensors are copied")
@@ -183,7 +194,7 @@ def _extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, ch
         raise CtxextError(f"a GGUF output needs a .gguf name, not {out.name} (or pass --format hf for a folder)")
     writer = GgufRopeWriter(path, plan, runtimes)
     readback = write_output(writer, out, overwrite, check)
-    notes = []
+    notes = _search_notes(plan)
     if readback:
         shown = ", ".join(f"{k} = {v}" for k, v in readback["metadata"].items())
         notes.append(f"GGUF metadata read back ({readback['alignment']}-byte aligned tensors): {shown}")
