@@ -92,3 +92,19 @@ def test_tune_bad_input_is_one_line(decoder, book, tmp_path, capsys, extra, mess
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "it/s" not in line]
     assert len(err) == 1 and message in err[0], err
     assert not out.exists()
+
+
+def test_settings_are_checked_before_the_model_loads(decoder, book, monkeypatch):
+    import ctxext.eval.models
+    from ctxext.errors import CtxextError
+    from ctxext.rope_search import tune_plan
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("loaded the model before checking the settings")
+
+    monkeypatch.setattr(ctxext.eval.models, "load_model", no_load)
+    config = json.loads((decoder / "config.json").read_text())
+    with pytest.raises(CtxextError, match="use --method longrope"):
+        tune_plan(plan_rope(config, "m", 128, "yarn"), decoder, book)
+    with pytest.raises(CtxextError, match="at least 3"):
+        tune_plan(plan_rope(config, "m", 128, "longrope"), decoder, book, evaluations=2)

@@ -112,7 +112,7 @@ def tuned(plan: RopePlan, model: Path, tune: dict | None, out, overwrite: bool) 
     from .rope_search import tune_plan
 
     check_output(Path(out), overwrite)  # before minutes of search, not after
-    return tune_plan(plan, model, tune["text"], tune.get("evaluations", 8))
+    return tune_plan(plan, model, **tune)
 
 
 def write_rope_config(staging: Path, plan: RopePlan) -> None:

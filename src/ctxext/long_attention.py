@@ -117,6 +117,10 @@ class DualChunk:
         }
 
 
+def is_attention_label(label: str) -> bool:
+    return label.split("+")[0] in LONG_ATTENTION
+
+
 def parse_label(label: str) -> tuple[str, dict]:
     """'self-extend+window2048+group8' -> ('self-extend', {'window': 2048, 'group': 8})."""
     method, *flags = label.split("+")
@@ -163,7 +167,7 @@ def parameters_of(labels: list[str], context: int, target: int) -> dict[str, dic
     """The parameters each attention label among ``labels`` runs with (recorded in eval results)."""
     chosen = {}
     for label in labels:
-        if label.split("+")[0] in LONG_ATTENTION:
+        if is_attention_label(label):
             method, params = parse_label(label)
             chosen[label] = choose(method, context, target, **params).describe()
     return chosen

@@ -3,6 +3,9 @@ and its rotary modules are rebuilt from it, exactly as transformers would build 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from torch import nn
 
 from .errors import CtxextError
@@ -17,6 +20,20 @@ def rotary_modules(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
             if type(child).__name__.endswith("RotaryEmbedding") and hasattr(child, "rope_type"):
                 found.append((parent, name, child))
     return found
+
+
+@contextmanager
+def restored_rope(model) -> Iterator[None]:
+    """The model's rotary modules and RoPE config as they were, after the block."""
+    saved_modules = [(parent, name, module) for parent, name, module in rotary_modules(model)]
+    saved_config = {k: getattr(model.config, k) for k in ("rope_parameters", "max_position_embeddings")}
+    try:
+        yield
+    finally:
+        for parent, name, module in saved_modules:
+            setattr(parent, name, module)
+        for key, value in saved_config.items():
+            setattr(model.config, key, value)
 
 
 def apply_rope_in_memory(model: nn.Module, plan: RopePlan) -> nn.Module:

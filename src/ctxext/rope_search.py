@@ -56,18 +56,21 @@ def calibration_ids(tokenizer, text_path: str | Path, target: int) -> torch.Tens
     return ids
 
 
+def check_search(plan: RopePlan, evaluations: int) -> None:
+    if plan.method != "longrope":
+        raise CtxextError(f"--tune searches LongRoPE's divisors; use --method longrope, not {plan.method!r}")
+    if evaluations < len(seeds(plan)):
+        raise CtxextError(f"--tune-evals must be at least {len(seeds(plan))} (the seeds: {', '.join(seeds(plan))})")
+
+
 def search_long_divisors(model, ids: torch.Tensor, plan: RopePlan, evaluations: int = 8, seed: int = 0) -> RopePlan:
     """The plan with the best divisors found (``searched``) and the search record (``search``); the model's
     rotary modules and config are as they were afterwards."""
-    from .eval.models import restored_rope
     from .eval.ppl import Window, window_nll
-    from .rope_in_memory import apply_rope_in_memory
+    from .rope_in_memory import apply_rope_in_memory, restored_rope
 
-    if plan.method != "longrope":
-        raise CtxextError(f"--tune searches LongRoPE's divisors; use --method longrope, not {plan.method!r}")
+    check_search(plan, evaluations)
     starts = seeds(plan)
-    if evaluations < len(starts):
-        raise CtxextError(f"--tune-evals must be at least {len(starts)} (the seeds: {', '.join(starts)})")
     window = Window(start=0, end=plan.target, score_from=1)
     generator = torch.Generator().manual_seed(seed)
     tried: list[tuple[float, torch.Tensor, str]] = []
@@ -97,13 +100,15 @@ def search_long_divisors(model, ids: torch.Tensor, plan: RopePlan, evaluations: 
     return dataclasses.replace(plan, searched=tuple(best[1].tolist()), search=record)
 
 
-def tune_plan(plan: RopePlan, model_path: str | Path, text_path: str | Path, evaluations: int = 8) -> RopePlan:
-    """Load the model (folder or GGUF, float32 on the CPU or as placed) and search the plan's long divisors."""
+def tune_plan(plan: RopePlan, model_path: str | Path, text: str | Path, evaluations: int = 8) -> RopePlan:
+    """Load the model (folder or GGUF, float32 on the CPU) and search the plan's long divisors; the settings and
+    the text are checked before the load."""
     from .eval.models import load_model
 
-    if not Path(text_path).is_file():
-        raise CtxextError(f"calibration text {text_path} not found")
+    check_search(plan, evaluations)
+    if not Path(text).is_file():
+        raise CtxextError(f"calibration text {text} not found")
     loaded = load_model(model_path)
-    ids = calibration_ids(loaded.tokenizer, text_path, plan.target)
+    ids = calibration_ids(loaded.tokenizer, text, plan.target)
     tuned = search_long_divisors(loaded.model, ids, plan, evaluations)
-    return dataclasses.replace(tuned, search={**tuned.search, "text": str(text_path)})
+    return dataclasses.replace(tuned, search={**tuned.search, "text": str(text)})

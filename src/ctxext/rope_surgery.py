@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import CtxextError, did_you_mean
-from .long_attention import LONG_ATTENTION
+from .long_attention import LONG_ATTENTION, is_attention_label
 from .methods.ape import APE_METHODS
 from .methods.rope import classify_pairs, default_inv_freq, scaled_inv_freq, yarn_divisors
 from .rope_facts import RopeFacts, kept_yarn_options, rope_facts, rope_parameters_of, true_original
@@ -25,7 +25,7 @@ def check_rope_method(method: str) -> None:
     names = ", ".join(ROPE_REGISTRY)
     if method in APE_METHODS:
         raise CtxextError(f"method {method!r} is for learned position tables; a RoPE model takes one of {names}")
-    if method.split("+")[0] in LONG_ATTENTION:
+    if is_attention_label(method):
         raise CtxextError(
             f"{method!r} changes attention at run time and no saved file can carry it: measure it with "
             "`ctxext eval --methods` (transformers backend) or enable it on a loaded model (ctxext.long_attention)"

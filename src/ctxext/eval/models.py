@@ -132,25 +132,9 @@ def _is_xpos(path: Path) -> bool:
 
 
 @contextmanager
-def restored_rope(model) -> Iterator[None]:
-    """The model's rotary modules and RoPE config as they were, after the block."""
-    from ..rope_in_memory import rotary_modules
-
-    saved_modules = [(parent, name, module) for parent, name, module in rotary_modules(model)]
-    saved_config = {k: getattr(model.config, k) for k in ("rope_parameters", "max_position_embeddings")}
-    try:
-        yield
-    finally:
-        for parent, name, module in saved_modules:
-            setattr(parent, name, module)
-        for key, value in saved_config.items():
-            setattr(model.config, key, value)
-
-
-@contextmanager
 def rope_variant(loaded: LoadedModel, method: str, to: int) -> Iterator[object]:
     """The decoder with ``method`` applied for the block; config and rotary modules restored after."""
-    from ..rope_in_memory import apply_rope_in_memory
+    from ..rope_in_memory import apply_rope_in_memory, restored_rope
     from ..rope_surgery import plan_rope
 
     plan = plan_rope(loaded.config, loaded.path, to, method)
@@ -181,9 +165,9 @@ def variant(loaded: LoadedModel, label: str, to: int | None) -> Iterator[str]:
     if to is None:
         raise CtxextError(f"method {label!r} needs a target length")
     if loaded.kind == "decoder":
-        from ..long_attention import LONG_ATTENTION, long_attention
+        from ..long_attention import is_attention_label, long_attention
 
-        attention = label.split("+")[0] in LONG_ATTENTION
+        attention = is_attention_label(label)
         with long_attention(loaded.model, label, to) if attention else rope_variant(loaded, label, to):
             yield "extended"
         return
