@@ -2,6 +2,7 @@
 LoRA merges into a plain model, and a resumed run continues from the saved step."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ import transformers
 import tiny
 import tiny_decoders
 from ctxext.cli import main, run
-from ctxext.train import train
+from ctxext.train import SkippedPositions, train
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,51 @@ def test_train_bad_inputs_are_one_line(setup, tmp_path, capsys):
     )
     assert "found no checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()
+
+
+def test_skipped_positions_cover_the_window_with_contiguous_chunks(setup):
+    _, source, text = setup
+    tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+    data = SkippedPositions(tokenizer, text.read_text(), 32, 128, seed=3)
+    spans = []
+    for index in range(len(data)):
+        item = data[index]
+        positions = item["position_ids"]
+        steps = torch.diff(positions)
+        assert positions[0] == 0 and positions[-1] <= 127 and (steps >= 1).all()
+        assert (steps != 1).sum() <= 1  # two contiguous chunks
+        assert torch.equal(item["input_ids"], item["labels"]) and item["attention_mask"].all()
+        assert torch.equal(positions, data[index]["position_ids"])  # same draw again: resume sees the same
+        spans.append(int(positions[-1]))
+    assert max(spans) > 100 and min(spans) < 64  # distances well beyond the 32 tokens trained at a time
+
+
+def test_the_second_chunk_attends_to_the_first(setup):
+    _, source, text = setup
+    tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+    item = SkippedPositions(tokenizer, text.read_text(), 32, 128)[0]
+    cut = int(torch.nonzero(torch.diff(item["position_ids"]) != 1)[0]) + 1
+    model = transformers.AutoModelForCausalLM.from_pretrained(source).eval()
+    changed = item["input_ids"].clone()
+    changed[: cut - 1] = (changed[: cut - 1] + 1) % model.config.vocab_size
+    batch = {key: value[None] for key, value in item.items() if key != "labels"} | {"use_cache": False}  # as in training
+    with torch.no_grad():
+        before = model(**batch).logits[0, cut:]
+        after = model(**{**batch, "input_ids": changed[None]}).logits[0, cut:]
+    assert (before - after).abs().max() > 1e-3
+
+
+def test_training_with_skipped_positions_learns_and_writes_the_new_length(setup, tmp_path, capsys):
+    _, source, text = setup
+    args = ["train", str(source), "--to", "128", "--train-length", "32", "--data", str(text)]
+    assert run(main, [*args, "--max-steps", "8", "--learning-rate", "1e-3", "-o", str(tmp_path / "pose")]) == 0
+    first, last = re.search(r"loss ([0-9.]+) -> ([0-9.]+)", capsys.readouterr().out).groups()
+    assert float(last) < float(first) - 0.3
+    config = json.loads((tmp_path / "pose" / "config.json").read_text())
+    assert config["max_position_embeddings"] == 128 and config["rope_scaling"]["rope_type"] == "linear"
+    assert run(main, [*args[:4], "--train-length", "128", "--data", str(text), "-o", str(tmp_path / "b")]) == 2
+    assert "--train-length must be at least 2 and shorter than --to (128); got 128" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 def test_xpos_without_decay_is_plain_rope():

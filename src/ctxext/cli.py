@@ -211,6 +211,7 @@ def cmd_train(args) -> None:
         overwrite=args.overwrite,
         save_steps=args.save_steps,
         xpos=args.xpos,
+        train_length=args.train_length,
         **{key: value for key, value in given.items() if value is not None},
     )
     losses = [row["loss"] for row in result["history"]]
@@ -221,7 +222,7 @@ def cmd_train(args) -> None:
 def cmd_train_encoder(args) -> None:
     from .train_encoder import EncoderTraining, train_encoder
 
-    refused = [flag for flag in ("lora", "xpos", "resume", "save_steps") if getattr(args, flag)]
+    refused = [flag for flag in ("lora", "xpos", "resume", "save_steps", "train_length") if getattr(args, flag)]
     if refused:
         raise CtxextError(f"--{refused[0].replace('_', '-')} is for decoders; an encoder trains its new rows only")
     given = {"max_steps": args.max_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate}

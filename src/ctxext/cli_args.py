@@ -186,6 +186,11 @@ def build_parser() -> Parser:
         action="store_true",
         help="train with xPos decay (Llama family); only ctxext loads the result correctly",
     )
+    training.add_argument(
+        "--train-length",
+        type=positive_int,
+        help="decoders: train on sequences of N tokens whose positions skip across --to (PoSE; default: --to)",
+    )
     training.add_argument("--save-steps", type=positive_int, help="checkpoint every N steps (beside the output)")
     training.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     training.add_argument("-o", "--output", required=True, help="output folder")

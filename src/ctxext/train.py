@@ -5,12 +5,15 @@ a user's accelerate configuration (several GPUs, FSDP, DeepSpeed) scales it with
 ``lora=True`` it follows LongLoRA (Chen et al. 2023): LoRA on the attention projections, with the
 embeddings and normalisation layers fully trainable, merged into a plain model at the end. A model
 whose config does not yet reach ``to`` is first extended in memory by ``method`` (Position
-Interpolation, ``linear``, by default, as the seeds do).
+Interpolation, ``linear``, by default, as the seeds do). With ``train_length`` shorter than ``to`` the
+sequences are that long and their positions skip across the whole new window (PoSE), so the fine-tune costs
+what one short sequence costs.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from pathlib import Path
 
 import torch
@@ -36,6 +39,31 @@ class PackedText(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return {"input_ids": self.blocks[index], "labels": self.blocks[index]}
+
+
+class SkippedPositions(PackedText):
+    """Blocks of ``length`` tokens whose positions span a window of ``to`` (PoSE, Zhu et al. 2024, "PoSE:
+    Efficient Context Window Extension of LLMs via Positional Skip-wise Training"). Each block is cut at a
+    random c in [1, length - 1]; its first chunk keeps positions 0..c-1, its second is moved by a skip
+    u ~ U{0, .., to - length} to c+u .. length-1+u. Every relative distance up to ``to`` - 1 is then trained
+    while the content stays contiguous. Draws depend only on (seed, index), so a resumed run sees the same
+    positions."""
+
+    def __init__(self, tokenizer, text: str, length: int, to: int, seed: int = 0):
+        if not 2 <= length < to:
+            raise CtxextError(f"--train-length must be at least 2 and shorter than --to ({to}); got {length}")
+        super().__init__(tokenizer, text, length)
+        self.length, self.to, self.seed = length, to, seed
+
+    def __getitem__(self, index: int) -> dict:
+        draw = random.Random(self.seed * 1_000_003 + index)
+        cut, skip = draw.randint(1, self.length - 1), draw.randint(0, self.to - self.length)
+        positions = torch.arange(self.length)
+        positions[cut:] += skip
+        # An explicit mask: without one transformers reads a jump in position_ids as the start of another packed
+        # sequence and stops the second chunk from attending to the first.
+        mask = torch.ones(self.length, dtype=torch.long)
+        return {**super().__getitem__(index), "position_ids": positions, "attention_mask": mask}
 
 
 def _lora(model):
@@ -73,6 +101,7 @@ def train(
     save_steps: int | None = None,
     seed: int = 0,
     xpos: bool = False,
+    train_length: int | None = None,
 ) -> dict:
     """Train, then write ``out`` as a plain model folder in the same form ``ctxext extend`` writes."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
@@ -95,7 +124,11 @@ def train(
             f"{folder.config.get('model_type', 'unknown')!r} model"
         )
     tokenizer = AutoTokenizer.from_pretrained(str(folder.root))
-    dataset = PackedText(tokenizer, read_corpus(data), int(to))
+    text = read_corpus(data)
+    if train_length is None:
+        dataset = PackedText(tokenizer, text, int(to))
+    else:
+        dataset = SkippedPositions(tokenizer, text, int(train_length), int(to), seed)
 
     if folder.config.get("model_type") == XPOS_MODEL_TYPE:
         model, _ = load_xpos_model(folder.root)  # its hooks stay attached while it trains
