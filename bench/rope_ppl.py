@@ -8,7 +8,7 @@ folders with `ctxext extend --format hf`, and scores each at its length. Rows:
   ATTN@N     the native folder with a run-time attention method (--attention self-extend,dca) at N
 
 usage: python bench/rope_ppl.py [--gguf F] [--text F] [--to N] [--methods yarn,linear] [--attention dca]
-       [--folder LABEL=PATH] [--skip-native] [--out runs/rope_ppl.json]
+       [--folder LABEL[@LENGTH]=PATH] [--skip-native] [--out runs/rope_ppl.json]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--methods", default="yarn", help="RoPE methods, written with ctxext extend ('' for none)")
     parser.add_argument("--attention", default="", help="run-time attention methods on the native folder")
     parser.add_argument("--skip-native", action="store_true", help="do not score the native model (known row)")
-    parser.add_argument("--folder", action="append", default=[], help="LABEL=PATH: also score a written folder at N")
+    parser.add_argument("--folder", action="append", default=[], help="LABEL[@LENGTH]=PATH: also score a written folder at N (or LENGTH)")
     parser.add_argument("--skip-none", action="store_true", help="do not score the unscaled model at N")
     parser.add_argument("--work", default=str(ROOT / "runs" / "rope_ppl"))
     parser.add_argument("--out", default=str(ROOT / "runs" / "rope_ppl.json"))
@@ -77,7 +77,9 @@ def main() -> None:
             method, params = long_attention.parse_label(attention)
             print(json.dumps(long_attention.enable(model, method, args.to, **params).describe()), flush=True)
         start = time.perf_counter()
-        result = perplexity(model, ids, [original, args.to], stride=original, bucket=original // 2)[length]
+        # Every row scores the last `original` tokens: a window of `length` ending at the text's end sees the
+        # tokens before them (scored_region gives the same targets when both lengths go in one call).
+        result = perplexity(model, ids[args.to - length :], [length], stride=original, bucket=original // 2)[length]
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         row = {
@@ -100,7 +102,8 @@ def main() -> None:
         score(f"{label}@{args.to}", native, args.to, attention=label)
     for labelled in args.folder:
         label, _, path = labelled.partition("=")
-        score(f"{label}@{args.to}", Path(path), args.to)
+        label, _, length = label.partition("@")
+        score(f"{label}@{length or args.to}", Path(path), int(length or args.to))
     for method in filter(None, args.methods.split(",")):
         folder = work / f"{method}-{args.to}"
         if not folder.exists():
