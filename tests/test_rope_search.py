@@ -41,6 +41,14 @@ def test_candidates_are_monotone_and_bounded(decoder):
             assert not torch.equal(child, start)
 
 
+def test_mutants_do_not_drift_towards_more_interpolation(decoder):
+    generator = torch.Generator().manual_seed(1)
+    plan = plan_rope(json.loads((decoder / "config.json").read_text()), "m", 256, "longrope")
+    for name, start in seeds(plan).items():
+        ratios = torch.stack([(mutate(start, plan.factor, generator) / start).log() for _ in range(200)])
+        assert abs(ratios.mean().item()) < 0.03, name  # a running maximum instead of a sort drifts upwards
+
+
 def test_the_written_folder_is_the_candidate_that_scored_best(decoder, book, tmp_path, capsys):
     out = tmp_path / "tuned"
     assert (

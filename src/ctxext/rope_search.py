@@ -5,8 +5,8 @@ lambda_k by evolutionary search, scoring each candidate by the perplexity of the
 lambda_k never decreases with k (a longer wavelength is interpolated at least as much) and stays within
 [1, 1.25 s]. Here the population is seeded with three known answers, YaRN's ramp (ctxext's longrope default),
 Position Interpolation (every lambda_k = s) and NTK-aware scaling (lambda_k = s^(2k/(d-2))); each further
-candidate is one of the two best so far, multiplied pair by pair by exp(N(0, sigma^2)) and made monotone and
-bounded again. Every candidate costs one forward pass of ``target`` tokens, so ``evaluations`` sets the cost.
+candidate is one of the two best so far, multiplied pair by pair by exp(N(0, sigma^2)), bounded and sorted into a
+monotone sequence again. Every candidate costs one forward pass of ``target`` tokens, so ``evaluations`` sets the cost.
 The paper's un-interpolated first tokens are not searched: no runtime's config can express them. The result
 is written as ``rope_type: longrope`` (transformers, vLLM) and as ``rope_freqs.weight`` (llama.cpp).
 """
@@ -38,8 +38,9 @@ def seeds(plan: RopePlan) -> dict[str, torch.Tensor]:
 
 
 def constrain(divisors: torch.Tensor, factor: float) -> torch.Tensor:
-    """Non-decreasing in k and within [1, CEILING * s]."""
-    return torch.cummax(divisors.clamp(1.0, CEILING * factor), dim=0).values.clamp(max=CEILING * factor)
+    """Non-decreasing in k and within [1, CEILING * s]. Sorting keeps the mutated values; a running maximum
+    would raise every divisor after a large draw, so mutants would drift towards more interpolation."""
+    return torch.sort(divisors.clamp(1.0, CEILING * factor)).values
 
 
 def mutate(parent: torch.Tensor, factor: float, generator: torch.Generator) -> torch.Tensor:
