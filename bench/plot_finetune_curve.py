@@ -1,6 +1,7 @@
 """Held-out perplexity against fine-tuning steps, one line per RoPE method, the native model as a line across.
 
-Reads the rows bench/rope_ppl.py writes with labels METHOD+STEPS@N (bench/pi_finetune_curve.sh) and native@L.
+Reads the rows bench/rope_ppl.py writes with labels METHOD+STEPS@N (bench/pi_finetune_curve.sh) and native@L;
+the control arm (the native model fine-tuned inside its own window) is METHOD "native".
 usage: python bench/plot_finetune_curve.py RESULTS.json -o PLOT.png
 """
 
@@ -12,9 +13,12 @@ import re
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+NAMES = {"linear": "PI (linear)", "yarn": "YaRN", "native": "native (own window)"}
 
 
 def curves(rows: list[dict]) -> tuple[dict[str, list[tuple[int, float]]], float | None]:
@@ -37,13 +41,18 @@ def main() -> None:
     record = json.loads(Path(args.results).read_text())
     lines, native = curves(record["rows"])
     figure, axis = plt.subplots(figsize=(6, 4))
+    if native is not None and "native" in lines:
+        lines["native"] = [(0, native), *lines["native"]]  # the control arm starts from the native model
     for method, points in lines.items():
-        axis.plot([s for s, _ in points], [p for _, p in points], marker="o", label=f"{method} + fine-tune")
+        name = NAMES.get(method, method)
+        axis.plot([s for s, _ in points], [p for _, p in points], marker="o", label=f"{name} + fine-tune")
     if native is not None:
-        axis.axhline(native, color="grey", linestyle="--", label="native, its own window")
-    axis.set_xlabel("fine-tuning steps at the new length")
+        axis.axhline(native, color="grey", linestyle="--", label="native, no fine-tune (own window)")
+    axis.set_xlabel("fine-tuning steps")
     axis.set_ylabel("perplexity on held-out tokens")
     axis.set_yscale("log")
+    axis.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axis.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.0f"))
     axis.legend()
     axis.set_title(Path(record.get("gguf", "model")).name)
     figure.tight_layout()

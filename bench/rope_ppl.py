@@ -51,7 +51,9 @@ def main() -> None:
     parser.add_argument("--methods", default="yarn", help="RoPE methods, written with ctxext extend ('' for none)")
     parser.add_argument("--attention", default="", help="run-time attention methods on the native folder")
     parser.add_argument("--skip-native", action="store_true", help="do not score the native model (known row)")
-    parser.add_argument("--folder", action="append", default=[], help="LABEL[@LENGTH]=PATH: also score a written folder at N (or LENGTH)")
+    parser.add_argument(
+        "--folder", action="append", default=[], help="LABEL[@LENGTH]=PATH: also score a folder at N (or LENGTH)"
+    )
     parser.add_argument("--skip-none", action="store_true", help="do not score the unscaled model at N")
     parser.add_argument("--work", default=str(ROOT / "runs" / "rope_ppl"))
     parser.add_argument("--out", default=str(ROOT / "runs" / "rope_ppl.json"))
