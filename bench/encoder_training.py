@@ -5,7 +5,7 @@ and the trained model whole and late-chunked. Records training time and peak mem
 read-back (short inputs' largest difference from the original).
 
 usage: python bench/encoder_training.py [--to 4096] [--steps 30] [--batch 8] [--lr 2e-3] [--trained FOLDER]
-       [--lengths 1024 2048 4096] [-o bench/results/minilm_trained.json]
+       [--lengths 1024 2048 4096] [--baselines truncate,chunk,maxsim,tile,late] [-o bench/results/minilm_trained.json]
 (``--trained`` reuses a model trained before instead of training again.)
 """
 
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096])
     parser.add_argument("--trained", type=Path)
+    parser.add_argument("--baselines", default="truncate,chunk,maxsim,tile,late", help="zero-training methods")
     parser.add_argument("-o", "--output", type=Path, default=Path("bench/results/minilm_trained.json"))
     args = parser.parse_args()
     model = assets.minilm()
@@ -63,7 +64,7 @@ def main() -> None:
     record = json.loads((trained / "ctxext.json").read_text())
     data = [str(CORPUS / book) for book in HELD_OUT]
     common = {"task": "retrieval", "lengths": args.lengths, "data": data, "to": args.to}
-    baseline = evaluate(str(model), methods=["truncate", "chunk", "maxsim", "tile", "late"], **common)
+    baseline = evaluate(str(model), methods=args.baselines.split(","), **common)
     ours = evaluate(str(trained), methods=["native", "native+late"], **common)
     results = baseline["results"]["retrieval"]
     results["trained"] = ours["results"]["retrieval"]["native"]
