@@ -121,6 +121,9 @@ def test_training_with_skipped_positions_learns_and_writes_the_new_length(setup,
     assert config["max_position_embeddings"] == 128 and config["rope_scaling"]["rope_type"] == "linear"
     assert run(main, [*args[:4], "--train-length", "128", "--data", str(text), "-o", str(tmp_path / "b")]) == 2
     assert "--train-length must be at least 2 and shorter than --to (128); got 128" in capsys.readouterr().err
+    xpos = ["--xpos", "--batch-size", "2", "-o", str(tmp_path / "x")]
+    assert run(main, [*args, *xpos]) == 2
+    assert "use --batch-size 1" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert not (tmp_path / "b").exists()
 
 

@@ -118,6 +118,8 @@ def train(
     from .api import input_kind
     from .xpos import XPOS_MODEL_TYPE, load_xpos_model
 
+    if train_length is not None and batch_size > 1 and (xpos or folder.config.get("model_type") == XPOS_MODEL_TYPE):
+        raise CtxextError("xPos with --train-length scales by the first sequence's positions: use --batch-size 1")
     if input_kind(folder.root) != "rope" and folder.config.get("model_type") != XPOS_MODEL_TYPE:
         raise CtxextError(
             f"ctxext train continues training RoPE decoders; {folder.root} is a "
