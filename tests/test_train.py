@@ -25,7 +25,7 @@ def setup(tmp_path_factory):
 
 def test_loss_falls_and_the_output_reloads_with_the_new_length(setup, tmp_path):
     _, source, text = setup
-    result = train(source, tmp_path / "out", 128, [str(text)], max_steps=12, learning_rate=1e-3)
+    result = train(source, tmp_path / "out", 128, [str(text)], method="linear", max_steps=12, learning_rate=1e-3)
     losses = [row["loss"] for row in result["history"]]
     assert result["steps"] == 12 and losses[-1] < losses[0] - 0.3
     config = json.loads((tmp_path / "out" / "config.json").read_text())
@@ -118,7 +118,7 @@ def test_training_with_skipped_positions_learns_and_writes_the_new_length(setup,
     first, last = re.search(r"loss ([0-9.]+) -> ([0-9.]+)", capsys.readouterr().out).groups()
     assert float(last) < float(first) - 0.3
     config = json.loads((tmp_path / "pose" / "config.json").read_text())
-    assert config["max_position_embeddings"] == 128 and config["rope_scaling"]["rope_type"] == "linear"
+    assert config["max_position_embeddings"] == 128 and config["rope_scaling"]["rope_type"] == "yarn"  # default
     assert run(main, [*args[:4], "--train-length", "128", "--data", str(text), "-o", str(tmp_path / "b")]) == 2
     assert "--train-length must be at least 2 and shorter than --to (128); got 128" in capsys.readouterr().err
     xpos = ["--xpos", "--batch-size", "2", "-o", str(tmp_path / "x")]

@@ -165,7 +165,9 @@ def build_parser() -> Parser:
     training.add_argument("--to", type=positive_int, required=True, help="sequence length to train at")
     training.add_argument("--data", nargs="+", required=True, help="text files or folders")
     training.add_argument(
-        "--method", help="decoders: RoPE scaling applied first if shorter (linear); encoders: table resampling (tile)"
+        "--method",
+        help="decoders: RoPE scaling applied first if shorter (yarn; linear is the PI paper's); encoders: table "
+        "resampling (tile)",
     )
     training.add_argument(
         "--max-steps", type=positive_int, help="optimizer steps (decoders 200, the PI paper: 200-1000; encoders 40)"

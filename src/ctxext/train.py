@@ -4,10 +4,11 @@ Text is packed into sequences of exactly ``--to`` tokens and trained with the Hu
 a user's accelerate configuration (several GPUs, FSDP, DeepSpeed) scales it with no code change. With
 ``lora=True`` it follows LongLoRA (Chen et al. 2023): LoRA on the attention projections, with the
 embeddings and normalisation layers fully trainable, merged into a plain model at the end. A model
-whose config does not yet reach ``to`` is first extended in memory by ``method`` (Position
-Interpolation, ``linear``, by default, as the seeds do). With ``train_length`` shorter than ``to`` the
-sequences are that long and their positions skip across the whole new window (PoSE), so the fine-tune costs
-what one short sequence costs.
+whose config does not yet reach ``to`` is first extended in memory by ``method``: YaRN by default, since a
+short fine-tune from it matches an equally fine-tuned native model from the first steps, where Position
+Interpolation (``linear``, the PI paper's start) is still 1.16x after 40 steps (BENCHMARKS.md, SmolLM2 at 2x).
+With ``train_length`` shorter than ``to`` the sequences are that long and their positions skip across the whole
+new window (PoSE), so the fine-tune costs what one short sequence costs.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def train(
     to: int,
     data: list[str],
     *,
-    method: str = "linear",
+    method: str = "yarn",
     max_steps: int = 200,
     learning_rate: float = 2e-5,
     batch_size: int = 1,
