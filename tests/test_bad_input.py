@@ -211,6 +211,10 @@ MORE_CASES = {
         ["train", "{root}/bert", "--to", "128", "--lora", "--data", "{root}/a-file.txt", "-o", "{out}"],
         "is for decoders",
     ),
+    "train an encoder with --train-length": (
+        ["train", "{root}/bert", "--to", "128", "--train-length", "64", "--data", "{root}/a-file.txt", "-o", "{out}"],
+        "--train-length is for decoders",
+    ),
     "train an encoder with a batch of one": (
         ["train", "{root}/bert", "--to", "128", "--batch-size", "1", "--data", "{root}/a-file.txt", "-o", "{out}"],
         "at least 2",
