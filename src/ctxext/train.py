@@ -54,16 +54,17 @@ class SkippedPositions(PackedText):
         if not 2 <= length < to:
             raise CtxextError(f"--train-length must be at least 2 and shorter than --to ({to}); got {length}")
         super().__init__(tokenizer, text, length)
-        self.length, self.to, self.seed = length, to, seed
+        self.to, self.seed = to, seed
 
     def __getitem__(self, index: int) -> dict:
+        length = self.blocks.shape[1]
         draw = random.Random(self.seed * 1_000_003 + index)
-        cut, skip = draw.randint(1, self.length - 1), draw.randint(0, self.to - self.length)
-        positions = torch.arange(self.length)
+        cut, skip = draw.randint(1, length - 1), draw.randint(0, self.to - length)
+        positions = torch.arange(length)
         positions[cut:] += skip
         # An explicit mask: without one transformers reads a jump in position_ids as the start of another packed
         # sequence and stops the second chunk from attending to the first.
-        mask = torch.ones(self.length, dtype=torch.long)
+        mask = torch.ones(length, dtype=torch.long)
         return {**super().__getitem__(index), "position_ids": positions, "attention_mask": mask}
 
 
