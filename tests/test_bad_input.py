@@ -219,6 +219,14 @@ MORE_CASES = {
         ["train", "{root}/bert", "--to", "128", "--batch-size", "1", "--data", "{root}/a-file.txt", "-o", "{out}"],
         "at least 2",
     ),
+    "train an encoder with a negative --distill": (
+        ["train", "{root}/bert", "--to", "128", "--distill=-1", "--data", "{root}/a-file.txt", "-o", "{out}"],
+        "cannot be negative",
+    ),
+    "train a decoder with --distill": (
+        ["train", "{root}/llama", "--to", "64", "--distill", "1", "--data", "{root}/a-file.txt", "-o", "{out}"],
+        "--distill is for encoders",
+    ),
     "eval --backend vllm for drift": ([*EVAL[:3], "drift", *EVAL[4:], "--backend", "vllm"], "measures ppl and passkey"),
     "eval --backend vllm on a file": (
         ["eval", "{root}/a-file.txt", "--task", "ppl", "--lengths", "32", "--backend", "vllm", "-o", "{out}.json"],

@@ -85,11 +85,11 @@ def test_a_trained_table_whose_old_rows_moved_is_refused(setup, tmp_path):
     table = plan.new_table(folder.read_tensor(plan.table_key))
     table[3] += 1e-3
     with pytest.raises(CtxextError, match="short inputs differently"):
-        TrainedTableWriter(folder, plan, table, [0.0]).read_back(_written(folder, plan, table, tmp_path))
+        TrainedTableWriter(folder, plan, table, [0.0], {}).read_back(_written(folder, plan, table, tmp_path))
 
 
 def _written(folder, plan, table, staging):
-    TrainedTableWriter(folder, plan, table, [0.0]).write(staging)
+    TrainedTableWriter(folder, plan, table, [0.0], {}).write(staging)
     return staging
 
 
@@ -120,3 +120,74 @@ def test_a_trained_model_is_chunked_at_its_original_window(trained):
     with variant(loaded, "native+late", None) as mode:
         late = embed_documents(loaded.embedder, [tiny.words(120, seed=3)], mode, 128, loaded.chunk_window)
     assert mode == "late" and len(late[0]) == 2  # 120 words in 62-token spans: two chunk vectors
+
+
+def test_distillation_adds_its_term_inside_the_gradient_cache(setup):
+    """Loss and gradient of the cached ranking loss with the distillation term equal those of the same loss
+    computed in one ordinary autograd pass."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from ctxext.train_encoder import RankingWithDistillation, chunk_means
+
+    _, model, _ = setup
+    st = SentenceTransformer(str(model), device="cpu").eval()
+    table = st[0].auto_model.embeddings.position_embeddings.weight
+    queries = [tiny.words(5, seed=s) for s in range(3)]
+    documents = [tiny.words(40, seed=10 + s) for s in range(3)]
+    targets = chunk_means(st, documents, 16)
+    assert targets.shape == (3, table.shape[1]) and not targets.requires_grad
+
+    def loss_and_grad(loss_fn):
+        table.grad = None
+        table.requires_grad_(True)
+        loss = loss_fn([st.preprocess(queries), st.preprocess(documents)], torch.arange(3))
+        loss.backward()
+        return loss.item(), table.grad.clone()
+
+    cached = RankingWithDistillation(st, 2.5, mini_batch_size=1)
+    cached.targets = targets
+    plain = MultipleNegativesRankingLoss(st)
+
+    def direct(features, labels):
+        documents_ = st(features[1])["sentence_embedding"]
+        drift = (1 - torch.cosine_similarity(documents_, targets, dim=-1)).mean()
+        return plain(features, labels) + 2.5 * drift
+
+    (a, grad_a), (b, grad_b) = loss_and_grad(cached), loss_and_grad(direct)
+    undistilled, _ = loss_and_grad(RankingWithDistillation(st, 0.0, mini_batch_size=1))
+    assert a == pytest.approx(b, rel=1e-5) and a > undistilled + 0.01
+    torch.testing.assert_close(grad_a, grad_b, rtol=1e-3, atol=1e-4 * grad_b.abs().max().item())
+
+
+def test_chunk_means_are_the_chunk_baseline_of_eval(setup):
+    from ctxext.eval.doc_embedding import embed_documents
+    from ctxext.eval.models import load_model
+    from ctxext.train_encoder import chunk_means
+
+    _, model, _ = setup
+    loaded = load_model(model)
+    documents = [tiny.words(90, seed=4), tiny.words(20, seed=5)]
+    ours = chunk_means(loaded.embedder.sentence_transformer, documents, loaded.chunk_window)
+    baseline = embed_documents(loaded.embedder, documents, "chunk", 4096, loaded.chunk_window)
+    torch.testing.assert_close(ours, baseline.to(ours.dtype), rtol=1e-4, atol=1e-5)
+
+
+def test_distillation_keeps_long_embeddings_nearer_the_chunk_means(setup, trained):
+    from sentence_transformers import SentenceTransformer
+
+    from ctxext.train_encoder import chunk_means
+
+    root, model, text = setup
+    plain_out, _ = trained
+    setup_ = EncoderTraining(128, max_steps=6, batch_size=4, learning_rate=1e-2, distill=20.0)
+    train_encoder(model, root / "distilled", [str(text)], setup_)
+    assert json.loads((root / "distilled" / "ctxext.json").read_text())["training"]["distill"] == 20.0
+    held_out = [tiny.words(110, seed=100 + s) for s in range(6)]
+    targets = chunk_means(SentenceTransformer(str(model), device="cpu"), held_out, 64)
+
+    def closeness(folder):
+        long = SentenceTransformer(str(folder), device="cpu").encode(held_out, convert_to_tensor=True)
+        return torch.cosine_similarity(long, targets, dim=-1).mean().item()
+
+    assert closeness(root / "distilled") > closeness(plain_out)

@@ -195,6 +195,8 @@ def cmd_train(args) -> None:
 
     if input_kind(args.model) == "learned":
         return cmd_train_encoder(args)
+    if args.distill is not None:
+        raise CtxextError("--distill is for encoders; a decoder is trained on its own text")
     from .train import train
 
     given = {"method": args.method, "max_steps": args.max_steps, "learning_rate": args.learning_rate}
@@ -226,6 +228,7 @@ def cmd_train_encoder(args) -> None:
     if refused:
         raise CtxextError(f"--{refused[0].replace('_', '-')} is for decoders; an encoder trains its new rows only")
     given = {"max_steps": args.max_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate}
+    given["distill"] = args.distill
     setup = EncoderTraining(
         args.to,
         gradient_checkpointing=args.gradient_checkpointing,

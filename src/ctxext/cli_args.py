@@ -193,6 +193,11 @@ def build_parser() -> Parser:
         type=positive_int,
         help="decoders: train on sequences of N tokens whose positions skip across --to (PoSE; default: --to)",
     )
+    training.add_argument(
+        "--distill",
+        type=float,
+        help="encoders: weight of the pull towards the original model's chunk-and-mean embedding (default 0)",
+    )
     training.add_argument("--save-steps", type=positive_int, help="checkpoint every N steps (beside the output)")
     training.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     training.add_argument("-o", "--output", required=True, help="output folder")

@@ -98,9 +98,9 @@ class TrainedTableWriter(TableWriter):
     :class:`TableWriter` does, and refused unless short inputs embed bit for bit as in the original and
     only rows beyond the original window differ from it."""
 
-    def __init__(self, folder: ModelFolder, plan: TablePlan, table, history: list[float]):
+    def __init__(self, folder: ModelFolder, plan: TablePlan, table, history: list[float], setup: dict):
         super().__init__(folder, plan, default_short_texts())
-        self.table, self.history = table, history
+        self.table, self.history, self.setup = table, history, setup
 
     def write(self, staging: Path) -> None:
         write_files(self.model_folder, self.plan, staging, self.table)
@@ -124,6 +124,7 @@ class TrainedTableWriter(TableWriter):
             {
                 "kind": "learned-table-trained",
                 "plan": self.plan.provenance(),
+                "training": self.setup,
                 "loss": self.history,
                 "verification": readback,
             },

@@ -8,16 +8,21 @@ positive, the other documents of the batch its negatives (InfoNCE, van den Oord 
 transformers' cached multiple-negatives ranking loss, scale 20, whose gradient cache, Gao et al. 2021, runs
 the batch one document at a time so that a batch of long documents fits in memory). Queries fit the
 original window, so only the long side moves.
+
+With ``distill`` w > 0 the loss adds w * (1 - cos(d, c)) per document, c being what chunk-and-mean-pool makes
+of the document with the original model (its rows below the window are the original's): long embeddings are
+held near the ones an index of chunks already has (LongEmbed's suggestion for keeping spaces comparable).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 from tqdm import tqdm
 
 from .errors import CtxextError
@@ -34,11 +39,14 @@ class EncoderTraining:
     query_tokens: int = 32
     mini_batch_size: int = 1
     gradient_checkpointing: bool = False
+    distill: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
         if self.batch_size < 2:
             raise CtxextError("encoder training contrasts documents within a batch: --batch-size must be at least 2")
+        if self.distill < 0:
+            raise CtxextError(f"--distill is a weight and cannot be negative (got {self.distill})")
 
 
 class SpanPairs:
@@ -67,17 +75,53 @@ class SpanPairs:
         return queries, documents
 
 
+def chunk_means(sentence_transformer, documents: list[str], window: int) -> torch.Tensor:
+    """Each document split into pieces that fit ``window`` with its special tokens, embedded, unit vectors
+    mean-pooled: the ``chunk`` baseline of ``ctxext eval``, the distillation target."""
+    tokenizer = sentence_transformer.tokenizer
+    size = window - len(tokenizer("", add_special_tokens=True)["input_ids"])
+    saved, sentence_transformer.max_seq_length = sentence_transformer.max_seq_length, window
+    try:
+        targets = []
+        for document in documents:
+            ids = tokenizer(document, add_special_tokens=False, verbose=False)["input_ids"]
+            pieces = [tokenizer.decode(ids[i : i + size]) for i in range(0, len(ids), size)] or [document]
+            vectors = sentence_transformer.encode(pieces, convert_to_tensor=True, normalize_embeddings=True)
+            targets.append(vectors.mean(0).clone())  # out of inference mode: a constant in the loss
+        return torch.stack(targets)
+    finally:
+        sentence_transformer.max_seq_length = saved
+
+
+class RankingWithDistillation(CachedMultipleNegativesRankingLoss):
+    """Cached in-batch ranking loss plus ``distill`` * (1 - cos) towards ``targets``, added inside the gradient
+    cache so that it costs no extra pass with gradients."""
+
+    def __init__(self, sentence_transformer, distill: float, mini_batch_size: int):
+        super().__init__(sentence_transformer, mini_batch_size=mini_batch_size)
+        self.distill, self.targets = distill, None
+
+    def calculate_loss(self, reps, labels=None, *, with_backward=False):
+        ranking = super().calculate_loss(reps, labels, with_backward=with_backward)
+        if not self.distill:
+            return ranking
+        documents = torch.cat(reps[1])
+        drift = self.distill * (1 - torch.cosine_similarity(documents, self.targets, dim=-1)).mean()
+        if with_backward:
+            drift.backward()
+            drift = drift.detach()
+        return ranking + drift
+
+
 def train_new_rows(sentence_transformer, table: torch.nn.Embedding, kept: int, pairs: SpanPairs, setup) -> list:
     """Train rows ``kept``.. of ``table`` in place; every other parameter frozen. Returns the loss per step."""
-    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
-
     for parameter in sentence_transformer.parameters():
         parameter.requires_grad_(False)
     original = table.weight.detach()[:kept].clone()
     table.weight.requires_grad_(True)
     table.weight.register_hook(lambda grad: torch.cat([torch.zeros_like(grad[:kept]), grad[kept:]]))
     optimizer = torch.optim.AdamW([table.weight], lr=setup.learning_rate, weight_decay=0.0)
-    loss_fn = CachedMultipleNegativesRankingLoss(sentence_transformer, mini_batch_size=setup.mini_batch_size)
+    loss_fn = RankingWithDistillation(sentence_transformer, setup.distill, setup.mini_batch_size)
     if setup.gradient_checkpointing:
         sentence_transformer[0].auto_model.gradient_checkpointing_enable()
     sentence_transformer.eval()  # no dropout: deterministic, and attention keeps its fused kernel
@@ -85,6 +129,8 @@ def train_new_rows(sentence_transformer, table: torch.nn.Embedding, kept: int, p
     with tqdm(total=setup.max_steps, desc="training new position rows", unit="step") as bar:
         for _ in range(setup.max_steps):
             queries, documents = pairs.batch(setup.batch_size)
+            if setup.distill:
+                loss_fn.targets = chunk_means(sentence_transformer, documents, pairs.window)
             features = [sentence_transformer.preprocess(queries), sentence_transformer.preprocess(documents)]
             loss = loss_fn(features, torch.arange(len(queries)))
             loss.backward()
@@ -134,5 +180,7 @@ def train_encoder(
     parent, name = table_module(sentence_transformer[0].auto_model, plan)
     table = getattr(parent, name)
     history = train_new_rows(sentence_transformer, table, plan.rows, pairs, setup)
-    readback = write_output(TrainedTableWriter(folder, plan, table.weight.detach().clone(), history), out, overwrite)
+    readback = write_output(
+        TrainedTableWriter(folder, plan, table.weight.detach().clone(), history, asdict(setup)), out, overwrite
+    )
     return {"steps": len(history), "history": history, "readback": readback}
