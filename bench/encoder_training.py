@@ -2,9 +2,12 @@
 two novels it never saw, with every zero-training baseline in one results file: truncation, chunk-and-mean-
 pool, max-sim over chunks, the tiled table (``ctxext extend``'s default), late chunking with the tiled table,
 and the trained model whole and late-chunked. Records training time and peak memory, and the trained model's
-read-back (short inputs' largest difference from the original).
+read-back (short inputs' largest difference from the original), and how close the trained model's whole-
+document embeddings of the held-out chapters stay to the original model's chunk-and-mean ones (mean cosine:
+what ``--distill`` is meant to keep high).
 
-usage: python bench/encoder_training.py [--to 4096] [--steps 30] [--batch 8] [--lr 2e-3] [--trained FOLDER]
+usage: python bench/encoder_training.py [--to 4096] [--steps 30] [--batch 8] [--lr 2e-3] [--distill 0]
+       [--trained FOLDER]
        [--lengths 1024 2048 4096] [--baselines truncate,chunk,maxsim,tile,late] [-o bench/results/minilm_trained.json]
 (``--trained`` reuses a model trained before instead of training again.)
 """
@@ -34,7 +37,8 @@ def train(model: Path, out: Path, args) -> dict:
     command = [
         *("/usr/bin/time", "-v", str(Path(sys.executable).with_name("ctxext")), "train", str(model)),
         *("--to", str(args.to), "--max-steps", str(args.steps), "--batch-size", str(args.batch)),
-        *("--learning-rate", str(args.lr), "-o", str(out), "--data", *[str(CORPUS / b) for b in TRAIN_BOOKS]),
+        *("--learning-rate", str(args.lr), "--distill", str(args.distill), "-o", str(out)),
+        *("--data", *[str(CORPUS / b) for b in TRAIN_BOOKS]),
     ]
     start = time.time()
     done = subprocess.run(command, capture_output=True, text=True)
@@ -44,12 +48,33 @@ def train(model: Path, out: Path, args) -> dict:
     return {"command": " ".join(command[2:]), "seconds": round(time.time() - start, 1), "peak_rss_gb": peak / 2**20}
 
 
+def closeness_to_chunks(model: Path, trained: Path, books: list[str], lengths: list[int]) -> dict:
+    """Mean cosine, over the held-out chapters cut at each length, between the trained model's whole-document
+    embedding and the original model's chunk-and-mean one."""
+    import torch
+
+    from ctxext.eval.doc_embedding import embed_documents
+    from ctxext.eval.models import load_model
+    from ctxext.eval.ppl import read_corpus
+    from ctxext.eval.retrieval import chapter_task
+
+    original, ours = load_model(model), load_model(trained)
+    chapters = chapter_task(original.tokenizer, [read_corpus(books)]).documents
+    result = {}
+    for length in lengths:
+        chunked = embed_documents(original.embedder, chapters, "chunk", length, original.chunk_window)
+        whole = embed_documents(ours.embedder, chapters, "extended", length, ours.chunk_window)
+        result[length] = round(torch.cosine_similarity(whole.float(), chunked.float(), dim=-1).mean().item(), 4)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--to", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--distill", type=float, default=0.0)
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096])
     parser.add_argument("--trained", type=Path)
     parser.add_argument("--baselines", default="truncate,chunk,maxsim,tile,late", help="zero-training methods")
@@ -77,12 +102,15 @@ def main() -> None:
             "train_books": TRAIN_BOOKS,
             "trained_loss": record["loss"],
             "trained_readback": record["verification"],
+            "trained_setup": record.get("training"),
+            "cosine_to_chunk_mean": closeness_to_chunks(model, trained, data, args.lengths),
         }
     )
     write_results(baseline, args.output)
     plot(baseline, args.output.with_suffix(".png"))
     print(markdown(baseline))
     print(f"short inputs: largest difference {record['verification']['short_input_max_difference']}")
+    print(f"cosine to the original chunk-and-mean embedding by length: {baseline['config']['cosine_to_chunk_mean']}")
 
 
 if __name__ == "__main__":
