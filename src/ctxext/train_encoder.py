@@ -11,7 +11,7 @@ original window, so only the long side moves.
 
 With ``distill`` w > 0 the loss adds w * (1 - cos(d, c)) per document, c being what chunk-and-mean-pool makes
 of the document with the original model (its rows below the window are the original's): long embeddings are
-held near the ones an index of chunks already has (LongEmbed's suggestion for keeping spaces comparable).
+held near the ones an index of chunks already has.
 """
 
 from __future__ import annotations
