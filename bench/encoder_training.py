@@ -7,8 +7,8 @@ document embeddings of the held-out chapters stay to the original model's chunk-
 what ``--distill`` is meant to keep high).
 
 usage: python bench/encoder_training.py [--to 4096] [--steps 30] [--batch 8] [--lr 2e-3] [--distill 0]
-       [--trained FOLDER]
-       [--lengths 1024 2048 4096] [--baselines truncate,chunk,maxsim,tile,late] [-o bench/results/minilm_trained.json]
+       [--trained FOLDER] [--lengths 1024 2048 4096] [--baselines truncate,chunk,maxsim,tile,late]
+       [-o bench/results/minilm_trained.json]
 (``--trained`` reuses a model trained before instead of training again.)
 """
 

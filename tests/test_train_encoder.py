@@ -135,7 +135,7 @@ def test_distillation_adds_its_term_inside_the_gradient_cache(setup):
     table = st[0].auto_model.embeddings.position_embeddings.weight
     queries = [tiny.words(5, seed=s) for s in range(3)]
     documents = [tiny.words(40, seed=10 + s) for s in range(3)]
-    targets = chunk_means(st, documents, 16)
+    targets = chunk_means(st, documents, 16, 128)
     assert targets.shape == (3, table.shape[1]) and not targets.requires_grad
 
     def loss_and_grad(loss_fn):
@@ -168,7 +168,7 @@ def test_chunk_means_are_the_chunk_baseline_of_eval(setup):
     _, model, _ = setup
     loaded = load_model(model)
     documents = [tiny.words(90, seed=4), tiny.words(20, seed=5)]
-    ours = chunk_means(loaded.embedder.sentence_transformer, documents, loaded.chunk_window)
+    ours = chunk_means(loaded.embedder.sentence_transformer, documents, loaded.chunk_window, 4096)
     baseline = embed_documents(loaded.embedder, documents, "chunk", 4096, loaded.chunk_window)
     torch.testing.assert_close(ours, baseline.to(ours.dtype), rtol=1e-4, atol=1e-5)
 
@@ -184,7 +184,7 @@ def test_distillation_keeps_long_embeddings_nearer_the_chunk_means(setup, traine
     train_encoder(model, root / "distilled", [str(text)], setup_)
     assert json.loads((root / "distilled" / "ctxext.json").read_text())["training"]["distill"] == 20.0
     held_out = [tiny.words(110, seed=100 + s) for s in range(6)]
-    targets = chunk_means(SentenceTransformer(str(model), device="cpu"), held_out, 64)
+    targets = chunk_means(SentenceTransformer(str(model), device="cpu"), held_out, 64, 128)
 
     def closeness(folder):
         long = SentenceTransformer(str(folder), device="cpu").encode(held_out, convert_to_tensor=True)

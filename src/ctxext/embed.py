@@ -52,6 +52,14 @@ class Embedder:
             self.model = AutoModel.from_pretrained(str(self.path), dtype=dtype).to(device).eval()
             self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
 
+    @classmethod
+    def around(cls, sentence_transformer) -> Embedder:
+        """An Embedder over a Sentence-Transformer already in memory (one being trained), loading nothing."""
+        embedder = cls.__new__(cls)
+        embedder.path, embedder.sentence_transformer = None, sentence_transformer
+        embedder.model, embedder.tokenizer = sentence_transformer[0].auto_model, sentence_transformer.tokenizer
+        return embedder
+
     @property
     def max_length(self) -> int:
         if self.sentence_transformer is not None:

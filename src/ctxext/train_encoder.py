@@ -75,22 +75,13 @@ class SpanPairs:
         return queries, documents
 
 
-def chunk_means(sentence_transformer, documents: list[str], window: int) -> torch.Tensor:
-    """Each document split into pieces that fit ``window`` with its special tokens, embedded, unit vectors
-    mean-pooled: the ``chunk`` baseline of ``ctxext eval``, the distillation target."""
-    tokenizer = sentence_transformer.tokenizer
-    size = window - len(tokenizer("", add_special_tokens=True)["input_ids"])
-    saved, sentence_transformer.max_seq_length = sentence_transformer.max_seq_length, window
-    try:
-        targets = []
-        for document in documents:
-            ids = tokenizer(document, add_special_tokens=False, verbose=False)["input_ids"]
-            pieces = [tokenizer.decode(ids[i : i + size]) for i in range(0, len(ids), size)] or [document]
-            vectors = sentence_transformer.encode(pieces, convert_to_tensor=True, normalize_embeddings=True)
-            targets.append(vectors.mean(0).clone())  # out of inference mode: a constant in the loss
-        return torch.stack(targets)
-    finally:
-        sentence_transformer.max_seq_length = saved
+def chunk_means(sentence_transformer, documents: list[str], window: int, to: int) -> torch.Tensor:
+    """``ctxext eval``'s ``chunk`` baseline of each document (pieces that fit ``window``, unit vectors mean-
+    pooled) from the model in training: the distillation target, a constant in the loss."""
+    from .embed import Embedder
+    from .eval.doc_embedding import embed_documents
+
+    return embed_documents(Embedder.around(sentence_transformer), documents, "chunk", to, window).clone()
 
 
 class RankingWithDistillation(CachedMultipleNegativesRankingLoss):
@@ -130,7 +121,7 @@ def train_new_rows(sentence_transformer, table: torch.nn.Embedding, kept: int, p
         for _ in range(setup.max_steps):
             queries, documents = pairs.batch(setup.batch_size)
             if setup.distill:
-                loss_fn.targets = chunk_means(sentence_transformer, documents, pairs.window)
+                loss_fn.targets = chunk_means(sentence_transformer, documents, pairs.window, setup.to)
             features = [sentence_transformer.preprocess(queries), sentence_transformer.preprocess(documents)]
             loss = loss_fn(features, torch.arange(len(queries)))
             loss.backward()
