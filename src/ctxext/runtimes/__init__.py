@@ -37,15 +37,25 @@ RUNTIMES = {
 }
 
 
+def install_roots() -> tuple[Path, ...]:
+    """Where a runtime's environment may live: the source checkout ctxext runs from (where
+    ``scripts/setup-runtimes.sh`` creates it) and the folder that holds ctxext's own environment. Never the
+    current folder: an interpreter found there would run whatever anyone placed in it."""
+    checkout = HERE.parents[2]
+    roots = [checkout] if (checkout / "pyproject.toml").is_file() and (checkout / "src" / "ctxext").is_dir() else []
+    roots.append(Path(sys.prefix).resolve().parent)
+    return tuple(dict.fromkeys(roots))
+
+
 def runtime_python(runtime: Runtime) -> Path | None:
-    """The python of the runtime's environment: the environment variable, else its venv in the working
-    folder or beside the ctxext source tree."""
+    """The python of the runtime's environment: the environment variable, else its venv in one of
+    ``install_roots()``."""
     if runtime.script is None:
         return Path(sys.executable)
     given = os.environ.get(runtime.env_var or "")
     if given:
         return Path(given)
-    for root in (Path.cwd(), *HERE.parents):
+    for root in install_roots():
         candidate = root / runtime.venv / "bin" / "python"
         if candidate.is_file():
             return candidate
