@@ -25,8 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import assets  # noqa: E402
 
+from ctxext.encoders.table_plan import plan_table  # noqa: E402
 from ctxext.formats.hf_folder import open_model_folder  # noqa: E402
-from ctxext.table_surgery import plan_table  # noqa: E402
 
 PY = sys.executable
 CTXEXT = str(Path(sys.executable).with_name("ctxext"))

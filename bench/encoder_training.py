@@ -25,8 +25,8 @@ from pathlib import Path
 
 import assets
 
+from ctxext.eval.report import markdown, plot
 from ctxext.eval.run import evaluate, write_results
-from ctxext.report import markdown, plot
 
 CORPUS = Path(os.environ.get("CTXEXT_CORPUS", Path(__file__).parents[1] / ".." / "shared" / "corpus"))
 TRAIN_BOOKS = ["emma.txt", "prideprejudice.txt", "sensesensibility.txt"]

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from ctxext.report import load_results, markdown, plot
+from ctxext.eval.report import load_results, markdown, plot
 
 
 def merge(paths: list[Path]) -> dict:

@@ -27,11 +27,11 @@ import torch
 ROOT = Path(__file__).parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from ctxext.decoders.rope_in_memory import apply_rope_in_memory  # noqa: E402
+from ctxext.decoders.rope_plan import plan_rope  # noqa: E402
+from ctxext.decoders.xpos import load_xpos_model  # noqa: E402
 from ctxext.eval.ppl import perplexity  # noqa: E402
-from ctxext.rope_in_memory import apply_rope_in_memory  # noqa: E402
-from ctxext.rope_surgery import plan_rope  # noqa: E402
-from ctxext.train import train  # noqa: E402
-from ctxext.xpos import load_xpos_model  # noqa: E402
+from ctxext.train.trainer import train  # noqa: E402
 
 TRAIN_BOOKS = ["emma.txt", "prideprejudice.txt", "sensesensibility.txt", "northangerabbey.txt"]
 LENGTHS = [256, 512, 1024, 2048]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import tiny
-from ctxext.cli import main, run
-from ctxext.seed_cli import linear_main, spline_main
+from ctxext.cli.main import main, run
+from ctxext.cli.seed import linear_main, spline_main
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +314,7 @@ def test_installed_command_has_no_traceback(models, tmp_path):
 
 def test_failure_after_writing_started_leaves_nothing(models, tmp_path, monkeypatch):
     """A failure inside the atomic write (here: the check of the written model) removes the staging folder."""
-    import ctxext.encoder as encoder
+    import ctxext.encoders.extend as encoder
     from ctxext.errors import CtxextError
 
     def failing_verify(*args, **kwargs):

@@ -11,12 +11,12 @@ from torch.nn import functional as F
 
 import tiny
 import tiny_decoders
-from ctxext.cli import main, run
+from ctxext.cli.main import main, run
 from ctxext.eval.drift import decoder_drift
 from ctxext.eval.passkey import key_sentence, passkey_prompt
 from ctxext.eval.ppl import perplexity, scored_region, windows
+from ctxext.eval.report import markdown
 from ctxext.eval.retrieval import jsonl_task, rank_metrics
-from ctxext.report import markdown
 
 
 @pytest.fixture(scope="module")

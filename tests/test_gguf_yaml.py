@@ -12,7 +12,7 @@ import pytest
 
 import tiny_decoders
 from ctxext import api
-from ctxext.cli import main, run
+from ctxext.cli.main import main, run
 from ctxext.formats.gguf_file import read_metadata
 
 

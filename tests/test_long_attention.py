@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 import tiny_decoders
-from ctxext import long_attention as la
+from ctxext.decoders import long_attention as la
 from ctxext.errors import CtxextError
 
 
@@ -137,7 +137,7 @@ def test_models_it_does_not_cover_are_refused(tmp_path, family, message):
 
 
 def test_inspect_prints_the_parameters_each_attention_method_would_use(tiny_llama, tmp_path, capsys):
-    from ctxext.cli import main, run
+    from ctxext.cli.main import main, run
 
     folder = tiny_decoders.save_decoder("llama", tmp_path / "m")
     assert run(main, ["inspect", str(folder), "--to", "256"]) == 0

@@ -11,7 +11,7 @@ import transformers
 from safetensors import safe_open
 
 import tiny
-from ctxext.cli import main, run
+from ctxext.cli.main import main, run
 from ctxext.methods.ape import resample_table
 
 OLD, NEW = 9, 17  # seed convention: new row j sits at old coordinate j (OLD - 1) / (NEW - 1) = j / 2

@@ -15,7 +15,7 @@ import torch
 
 import tiny_decoders
 from ctxext import api
-from ctxext.cli import main, run
+from ctxext.cli.main import main, run
 from ctxext.errors import CtxextError
 from ctxext.formats.staging import STAGING_MARK, sweep_stale
 
@@ -73,10 +73,10 @@ def test_gguf_to_folder_in_the_dtype_asked(small_gguf, tmp_path, dtype, expected
 
 
 def test_gguf_to_folder_fails_on_a_bad_read_back_and_leaves_nothing(small_gguf, tmp_path, monkeypatch):
-    import ctxext.decoder
+    import ctxext.decoders.extend_folder
 
     monkeypatch.setattr(
-        ctxext.decoder,
+        ctxext.decoders.extend_folder,
         "transformers_readback",
         lambda folder, plan: {"max_relative_error": 0.5, "attention_factor": 1.0, "ours": 1.0},
     )

@@ -9,7 +9,7 @@ import torch
 
 import tiny
 import tiny_decoders
-from ctxext.cli import main, run
+from ctxext.cli.main import main, run
 from ctxext.errors import CtxextError
 from ctxext.eval.models import load_model
 from ctxext.eval.run import evaluate

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ctxext.cli import main, run
-from ctxext.embed import Embedder, long_text
-from ctxext.encoder import drift_by_method
+from ctxext.cli.main import main, run
+from ctxext.encoders.embed import Embedder, long_text
+from ctxext.encoders.extend import drift_by_method
+from ctxext.encoders.table_plan import plan_table
 from ctxext.formats.hf_folder import open_model_folder
-from ctxext.table_surgery import plan_table
 
 
 def seed_table(path: Path, length: int) -> torch.Tensor:

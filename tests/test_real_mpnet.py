@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from ctxext.embed import Embedder, long_text
-from ctxext.encoder import extend_encoder
+from ctxext.encoders.embed import Embedder, long_text
+from ctxext.encoders.extend import extend_encoder
 from ctxext.formats.hf_folder import open_model_folder
 
 pytestmark = pytest.mark.slow

@@ -10,10 +10,10 @@ import transformers
 import tiny
 import tiny_decoders
 from ctxext import api
+from ctxext.decoders.rope_in_memory import apply_rope_in_memory, rotary_modules
+from ctxext.decoders.rope_plan import plan_rope
 from ctxext.errors import CtxextError
 from ctxext.formats.hf_folder import open_model_folder
-from ctxext.rope_in_memory import apply_rope_in_memory, rotary_modules
-from ctxext.rope_surgery import plan_rope
 
 METHODS = ["linear", "ntk", "dynamic", "yarn", "llama3", "longrope"]
 TARGET = 160

@@ -12,10 +12,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import tiny
 import tiny_decoders
-from ctxext.cli import main, run
+from ctxext.cli.main import main, run
+from ctxext.decoders.rope_plan import plan_rope
+from ctxext.decoders.rope_search import CEILING, constrain, mutate, seeds
 from ctxext.eval.ppl import Window, window_nll
-from ctxext.rope_search import CEILING, constrain, mutate, seeds
-from ctxext.rope_surgery import plan_rope
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_the_written_folder_is_the_candidate_that_scored_best(decoder, book, tmp
 
 
 def test_gguf_carries_the_searched_divisors_as_rope_freqs(decoder):
-    from ctxext.rope_surgery import plan_rope
+    from ctxext.decoders.rope_plan import plan_rope
 
     config = json.loads((decoder / "config.json").read_text())
     plan = plan_rope(config, "m", 128, "longrope")
@@ -104,8 +104,8 @@ def test_tune_bad_input_is_one_line(decoder, book, tmp_path, capsys, extra, mess
 
 def test_settings_are_checked_before_the_model_loads(decoder, book, monkeypatch):
     import ctxext.eval.models
+    from ctxext.decoders.rope_search import tune_plan
     from ctxext.errors import CtxextError
-    from ctxext.rope_search import tune_plan
 
     def no_load(*args, **kwargs):
         raise AssertionError("loaded the model before checking the settings")

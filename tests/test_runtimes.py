@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from ctxext import api
-from ctxext.conformance import conform, score_transformers, tokens_from_text
 from ctxext.errors import CtxextError
 from ctxext.runtimes import RUNTIMES, available, score_external
+from ctxext.runtimes.conformance import conform, score_transformers, tokens_from_text
 
 AGREE = 5e-4
 APART = 2e-3
@@ -117,7 +117,7 @@ def test_longrope_inside_the_window_is_exact_in_transformers_but_not_in_vllm(sma
 
 
 def test_every_runtime_named_in_a_spec_is_one_ctxext_can_score():
-    from ctxext.rope_methods import ROPE_REGISTRY
+    from ctxext.decoders.rope_methods import ROPE_REGISTRY
 
     for spec in ROPE_REGISTRY.values():
         assert set(spec.runtimes) == set(RUNTIMES), spec.name
@@ -143,7 +143,7 @@ def test_conform_command_writes_one_row_per_method_and_runtime(tmp_path, capsys)
     import json
 
     import tiny_decoders
-    from ctxext.cli import main, run
+    from ctxext.cli.main import main, run
 
     folder = tiny_decoders.save_decoder("llama", tmp_path / "llama")
     text = tmp_path / "text.txt"

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import tiny
-from ctxext.cli import main, run
-from ctxext.embed import Embedder
-from ctxext.encoder import drift_by_method, extend_encoder
+from ctxext.cli.main import main, run
+from ctxext.cli.seed import generic_main, linear_main, spline_main
+from ctxext.encoders.embed import Embedder
+from ctxext.encoders.extend import drift_by_method, extend_encoder
 from ctxext.formats.hf_folder import open_model_folder
-from ctxext.seed_cli import generic_main, linear_main, spline_main
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,8 @@ def test_drift_is_exactly_zero_only_for_the_keep_variant(st_model):
 def test_drift_by_method_restores_the_model(st_model):
     embedder = Embedder(st_model)
     before = embedder.encode([tiny.words(12)])
-    from ctxext.table_apply import extended_in_memory
-    from ctxext.table_surgery import plan_table
+    from ctxext.encoders.table_apply import extended_in_memory
+    from ctxext.encoders.table_plan import plan_table
 
     with extended_in_memory(embedder.model, plan_table(open_model_folder(st_model), 200, "linear")):
         changed = embedder.encode([tiny.words(12)])

@@ -9,10 +9,10 @@ import transformers
 from safetensors import safe_open
 
 import tiny
-from ctxext.encoder import extend_encoder
+from ctxext.encoders.extend import extend_encoder
+from ctxext.encoders.table_apply import apply_in_memory, write_files
+from ctxext.encoders.table_plan import plan_table
 from ctxext.formats.hf_folder import open_model_folder
-from ctxext.table_apply import apply_in_memory, write_files
-from ctxext.table_surgery import plan_table
 
 METHODS = ["linear", "cubic", "pchip", "akima", "double", "cubic+keep", "tile", "group", "cubic+from32"]
 TARGET = 160
@@ -125,7 +125,7 @@ def test_legacy_bin_weights_become_safetensors(tmp_path):
 def test_stored_position_ids_buffer_is_resized(tmp_path, minilm_path):
     """all-MiniLM-L6-v2 stores embeddings.position_ids (1, 512) in its weights; it must follow the table."""
     folder = open_model_folder(minilm_path)
-    from ctxext.table_apply import weight_replacements
+    from ctxext.encoders.table_apply import weight_replacements
 
     plan = plan_table(folder, 1024, "cubic")
     replacements = weight_replacements(folder, plan)

@@ -10,8 +10,8 @@ import transformers
 
 import tiny
 import tiny_decoders
-from ctxext.cli import main, run
-from ctxext.train import SkippedPositions, train
+from ctxext.cli.main import main, run
+from ctxext.train.trainer import SkippedPositions, train
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_training_with_skipped_positions_learns_and_writes_the_new_length(setup,
 
 
 def test_xpos_without_decay_is_plain_rope():
-    from ctxext.xpos import XPos
+    from ctxext.decoders.xpos import XPos
 
     model = tiny_decoders_model()
     ids = tiny.input_ids(60)
@@ -143,7 +143,7 @@ def test_xpos_without_decay_is_plain_rope():
 
 
 def test_xpos_with_a_cache_equals_the_full_forward():
-    from ctxext.xpos import XPos
+    from ctxext.decoders.xpos import XPos
 
     model = tiny_decoders_model()
     XPos(model)
@@ -157,7 +157,7 @@ def test_xpos_with_a_cache_equals_the_full_forward():
 
 
 def test_xpos_training_is_saved_so_only_ctxext_reloads_it(setup, tmp_path):
-    from ctxext.xpos import load_xpos_model
+    from ctxext.decoders.xpos import load_xpos_model
 
     _, source, text = setup
     out = tmp_path / "xpos"
@@ -185,7 +185,7 @@ def tiny_decoders_model():
 def test_xpos_follows_the_paper_with_centred_positions():
     """Score factor of pair k between query m and key n is zeta_k^((m - n) / gamma), zeta_k = (2k/d + 0.4)/1.4;
     positions are centred on half the window, which changes no score and halves the largest exponent."""
-    from ctxext.xpos import XPos, xpos_scale
+    from ctxext.decoders.xpos import XPos, xpos_scale
 
     dim, gamma = 16, 512.0
     zeta = (torch.arange(0, dim, 2, dtype=torch.float64) / dim + 0.4) / 1.4

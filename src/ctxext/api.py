@@ -1,7 +1,7 @@
 """One entry point for every kind of input: what a path holds decides which surgery runs.
 
-* a folder whose family has a learned absolute table  -> :mod:`ctxext.encoder`
-* a folder of a RoPE model                               -> :mod:`ctxext.decoder`
+* a folder whose family has a learned absolute table  -> :mod:`ctxext.encoders.extend`
+* a folder of a RoPE model                               -> :mod:`ctxext.decoders.extend_folder`
 * a ``.gguf`` file                                       -> GGUF out (or a HF folder with ``fmt="hf"``)
 * a ``.yaml`` / ``.yml`` NeMo or Cerebras model config   -> the same config with PI settings
 """
@@ -73,7 +73,7 @@ def extend(
 ) -> Report:
     """Extend whatever ``model`` is and write ``out``; see the module docstring for the dispatch.
 
-    ``table_options`` go to :func:`ctxext.table_surgery.plan_table` for learned tables (table_path,
+    ``table_options`` go to :func:`ctxext.encoders.table_plan.plan_table` for learned tables (table_path,
     offset, keep_cls, keep_first, from_window)."""
     if fmt not in FORMATS:
         raise CtxextError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -89,7 +89,7 @@ def extend(
     if runtimes and kind not in ("rope", "gguf"):
         raise CtxextError("--check-runtime reads back RoPE decoders (folders in vllm, GGUF files in llama.cpp)")
     if kind == "learned":
-        from .encoder import extend_encoder
+        from .encoders.extend import extend_encoder
 
         if fmt == "gguf":
             raise CtxextError("a learned-table encoder is written as a folder; GGUF output is for RoPE decoders")
@@ -112,7 +112,7 @@ def extend(
         return Report(plan.describe(), notes, {plan.method: result.short_text_drift} if result else None)
     if kind == "rope":
         method = method or default_rope_method("folder")
-        from .decoder import extend_decoder_folder
+        from .decoders.extend_folder import extend_decoder_folder
 
         if fmt == "gguf":
             raise CtxextError("writing GGUF from a Hugging Face folder is llama.cpp's convert_hf_to_gguf.py's job")
@@ -174,15 +174,15 @@ def _runtime_notes(plan, writes: str) -> list[str]:
 
 
 def _extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, check, dtype, runtimes=(), tune=None):
-    from .decoder import tuned
+    from .decoders.extend_folder import tuned
+    from .decoders.rope_plan import plan_rope
     from .formats.gguf_file import GgufRopeWriter, gguf_config
     from .pipeline import write_output
-    from .rope_surgery import plan_rope
 
     config = gguf_config(path)
     plan = tuned(plan_rope(config, str(path), to, method, original), path, tune, out, overwrite)
     if fmt == "hf":
-        from .decoder import HfRopeWriter
+        from .decoders.extend_folder import HfRopeWriter
 
         writer = HfRopeWriter(path, plan, from_gguf=True, dtype=dtype or "float32", runtimes=runtimes)
         readback = write_output(writer, out, overwrite, check)

@@ -18,8 +18,8 @@ def inspect(
     """Describe a model's positions; with ``to``, what each method would change."""
     kind = input_kind(model)
     if kind == "learned":
-        from .encoder import drift_by_method
-        from .table_surgery import plan_table
+        from .encoders.extend import drift_by_method
+        from .encoders.table_plan import plan_table
 
         folder = open_model_folder(model)
         options = _given(table_options)
@@ -33,9 +33,9 @@ def inspect(
         return Report(plan.describe(), drift=drift_by_method(folder, to, variants, texts))
     if kind in ("relative", "alibi"):
         _refuse(model)
+    from .decoders.rope_methods import ROPE_REGISTRY
+    from .decoders.rope_plan import pair_summary, plan_rope
     from .methods.rope import classify_pairs, default_inv_freq
-    from .rope_methods import ROPE_REGISTRY
-    from .rope_surgery import pair_summary, plan_rope
 
     if kind == "gguf":
         from .formats.gguf_file import gguf_config
@@ -72,6 +72,6 @@ def inspect(
                 "runtimes": each.spec.runtimes,
             }
         )
-    from .long_attention import defaults_note
+    from .decoders.long_attention import defaults_note
 
     return Report(plan.describe()[:6], notes=[defaults_note(plan.original, plan.target)], pairs=pairs)

@@ -78,7 +78,7 @@ def vllm_measure(model: Path, task: str, lengths, to, text, options: dict, engin
 
     from transformers import AutoTokenizer
 
-    from ..rope_facts import rope_facts, true_original
+    from ..decoders.rope_facts import rope_facts, true_original
 
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     context = true_original(rope_facts(json.loads((model / "config.json").read_text(encoding="utf-8"))))

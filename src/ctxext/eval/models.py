@@ -40,7 +40,7 @@ class LoadedModel:
     def context(self) -> int:
         if self.kind == "encoder":
             return self.plan_table(None, "cubic").positions
-        from ..rope_facts import rope_facts, true_original
+        from ..decoders.rope_facts import rope_facts, true_original
 
         return true_original(rope_facts(self.config))
 
@@ -50,7 +50,7 @@ class LoadedModel:
         (e.g. written by ``ctxext extend``), its original context times the recorded factor."""
         if self.kind == "encoder":
             return self.context
-        from ..rope_facts import rope_facts
+        from ..decoders.rope_facts import rope_facts
 
         facts = rope_facts(self.config)
         factor = float(facts.existing.get("factor", 1.0) or 1.0)
@@ -72,7 +72,7 @@ class LoadedModel:
         return self.context
 
     def plan_table(self, to, method, **options):
-        from ..table_surgery import plan_table
+        from ..encoders.table_plan import plan_table
 
         return plan_table(self.folder, to, method, allow_same=to is None, **options)
 
@@ -91,7 +91,7 @@ def load_model(path: str | Path, place: Placement | None = None) -> LoadedModel:
     if kind in ("relative", "alibi"):
         api._refuse(path)
     if kind == "learned":
-        from ..embed import Embedder
+        from ..encoders.embed import Embedder
         from ..formats.hf_folder import open_model_folder
 
         folder = open_model_folder(path)
@@ -113,7 +113,7 @@ def load_model(path: str | Path, place: Placement | None = None) -> LoadedModel:
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, **extra)
         if kind != "gguf" and _is_xpos(path):
-            from ..xpos import load_xpos_model
+            from ..decoders.xpos import load_xpos_model
 
             model, hooks = load_xpos_model(path, place.dtype)
             model.to(place.device)
@@ -125,7 +125,7 @@ def load_model(path: str | Path, place: Placement | None = None) -> LoadedModel:
 
 
 def _is_xpos(path: Path) -> bool:
-    from ..xpos import XPOS_MODEL_TYPE
+    from ..decoders.xpos import XPOS_MODEL_TYPE
 
     config = path / "config.json"
     return config.is_file() and XPOS_MODEL_TYPE in config.read_text(encoding="utf-8")
@@ -134,8 +134,8 @@ def _is_xpos(path: Path) -> bool:
 @contextmanager
 def rope_variant(loaded: LoadedModel, method: str, to: int) -> Iterator[object]:
     """The decoder with ``method`` applied for the block; config and rotary modules restored after."""
-    from ..rope_in_memory import apply_rope_in_memory, restored_rope
-    from ..rope_surgery import plan_rope
+    from ..decoders.rope_in_memory import apply_rope_in_memory, restored_rope
+    from ..decoders.rope_plan import plan_rope
 
     plan = plan_rope(loaded.config, loaded.path, to, method)
     with restored_rope(loaded.model):
@@ -145,8 +145,8 @@ def rope_variant(loaded: LoadedModel, method: str, to: int) -> Iterator[object]:
 
 @contextmanager
 def table_variant(loaded: LoadedModel, method: str, to: int, **options) -> Iterator[object]:
-    from ..table_apply import extended_in_memory
-    from ..table_surgery import plan_table
+    from ..encoders.table_apply import extended_in_memory
+    from ..encoders.table_plan import plan_table
 
     plan = plan_table(loaded.folder, to, method, **options)
     with extended_in_memory(loaded.model, plan):
@@ -165,7 +165,7 @@ def variant(loaded: LoadedModel, label: str, to: int | None) -> Iterator[str]:
     if to is None:
         raise CtxextError(f"method {label!r} needs a target length")
     if loaded.kind == "decoder":
-        from ..long_attention import is_attention_label, long_attention
+        from ..decoders.long_attention import is_attention_label, long_attention
 
         attention = is_attention_label(label)
         with long_attention(loaded.model, label, to) if attention else rope_variant(loaded, label, to):

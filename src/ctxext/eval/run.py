@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..decoders.long_attention import parameters_of
 from ..errors import CtxextError, did_you_mean
 from ..formats.provenance import versions
-from ..long_attention import parameters_of
 from ..placement import Placement
 from .models import LoadedModel, load_model, variant
 from .processes import gathered, is_main, my_share
@@ -191,7 +191,7 @@ def _run_one(task, loaded, mode, label, lengths, text, ids, options: dict, retri
 
 
 def _drift_texts(loaded, text) -> list[str]:
-    from ..embed import default_short_texts
+    from ..encoders.embed import default_short_texts
 
     return default_short_texts() if not text else [t for t in text.split("\n\n") if t.strip()][:64]
 
@@ -211,7 +211,7 @@ def drift_baseline(loaded, lengths, text, ids) -> dict:
 
 def _drift(loaded, baseline, lengths, text) -> dict:
     if loaded.kind == "encoder":
-        from ..embed import drift
+        from ..encoders.embed import drift
 
         return {"short": drift(baseline["embeddings"], loaded.embedder.encode(_drift_texts(loaded, text)))}
     from .drift import decoder_drift, next_token_logprobs

@@ -103,7 +103,7 @@ def gguf_config(path: str | Path) -> dict:
 def rope_metadata(arch: str, plan) -> tuple[dict, np.ndarray | None]:
     """(metadata to set, optional rope_freqs tensor) for a RopePlan; ``None`` values remove a key.
 
-    What the method means in llama.cpp comes from its spec (:mod:`ctxext.rope_methods`); key names from
+    What the method means in llama.cpp comes from its spec (:mod:`ctxext.decoders.rope_methods`); key names from
     ``gguf.Keys``."""
     from gguf import GGUFValueType as T
     from gguf import Keys
@@ -209,7 +209,7 @@ class GgufRopeWriter:
             "rope_freqs": self.divisors is not None,
         }
         if self.runtimes:
-            from ..runtime_readback import check_gguf
+            from ..runtimes.readback import check_gguf
 
             readback["runtimes"] = {r: check_gguf(self.source, staging, self.plan, r) for r in self.runtimes}
         return readback

@@ -17,7 +17,7 @@ attention factor multiplies cos and sin (so the attention logits by its square).
 * longrope (LongRoPE, Ding et al. 2024; Phi-3): theta'_k = theta_k / f_k with a short set of divisors for
   l <= L and a long set beyond. ctxext writes short divisors 1 (inputs inside L computed as trained) and
   long divisors from YaRN's ramp, 1 / (g_k + (1 - g_k) / s), with no temperature, or divisors searched for
-  the model on a calibration text (``ctxext extend --tune``, :mod:`ctxext.rope_search`).
+  the model on a calibration text (``ctxext extend --tune``, :mod:`ctxext.decoders.rope_search`).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def longrope(
     seq_len: int | None = None,
     long_factor: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float]:
-    """Short divisors 1 up to L; beyond, ``long_factor`` (searched by ctxext.rope_search) or YaRN's by-parts
+    """Short divisors 1 up to L; beyond, ``long_factor`` (searched by ctxext.decoders.rope_search) or YaRN's by-parts
     divisors; no temperature."""
     theta = default_inv_freq(dim, base)
     if seq_len is not None and seq_len <= original:

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import CtxextError, did_you_mean
+from ..errors import CtxextError, did_you_mean
+from ..methods.ape import APE_METHODS
+from ..methods.rope import classify_pairs, default_inv_freq, scaled_inv_freq, yarn_divisors
 from .long_attention import LONG_ATTENTION, is_attention_label
-from .methods.ape import APE_METHODS
-from .methods.rope import classify_pairs, default_inv_freq, scaled_inv_freq, yarn_divisors
 from .rope_facts import RopeFacts, kept_yarn_options, rope_facts, rope_parameters_of, true_original
 from .rope_methods import ROPE_REGISTRY, rope_method
 
@@ -28,7 +28,8 @@ def check_rope_method(method: str) -> None:
     if is_attention_label(method):
         raise CtxextError(
             f"{method!r} changes attention at run time and no saved file can carry it: measure it with "
-            "`ctxext eval --methods` (transformers backend) or enable it on a loaded model (ctxext.long_attention)"
+            "`ctxext eval --methods` (transformers backend) or enable it on a loaded model "
+            "(ctxext.decoders.long_attention)"
         )
     choices = [*ROPE_REGISTRY, *LONG_ATTENTION]
     raise CtxextError(f"unknown method {method!r}{did_you_mean(method, choices)}; choose from {names}")
@@ -42,7 +43,7 @@ class RopePlan:
     target: int
     method: str
     kept: dict = field(default_factory=dict)  # options of an existing YaRN scaling that stay (kept_yarn_options)
-    searched: tuple[float, ...] | None = None  # longrope's long divisors found by ctxext.rope_search
+    searched: tuple[float, ...] | None = None  # longrope's long divisors found by ctxext.decoders.rope_search
     search: dict | None = field(default=None, compare=False)  # how they were found (text, candidates, perplexities)
 
     @property

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import CtxextError, did_you_mean
+from ..errors import CtxextError, did_you_mean
 
 ATTENTION_NAME = "ctxext_remapped"
 LONG_ATTENTION = ("self-extend", "dca")
@@ -177,7 +177,7 @@ def defaults_note(context: int, target: int) -> str:
     """What ``self-extend`` and ``dca`` would use at ``target`` (printed by ``ctxext inspect --to``)."""
     extend, chunks = choose("self-extend", context, target), choose("dca", context, target)
     return (
-        f"run-time attention at {target} (ctxext eval --methods, ctxext.long_attention; no file carries it): "
+        f"run-time attention at {target} (ctxext eval --methods, ctxext.decoders.long_attention; no file carries it): "
         f"self-extend window {extend.window}, group {extend.group} (largest distance "
         f"{extend.largest_distance(target)}); dca chunk_size {chunks.chunk_size}, local {chunks.local} "
         f"(chunks of {chunks.chunk_length})"

@@ -11,11 +11,11 @@ import importlib
 import logging
 from pathlib import Path
 
-from .errors import CtxextError
-from .formats.hf_folder import copy_tree, open_model_folder, read_json, write_json
-from .formats.provenance import append_card_section, write_provenance
-from .pipeline import write_output
-from .rope_surgery import RopePlan, plan_rope, rope_config
+from ..errors import CtxextError
+from ..formats.hf_folder import copy_tree, open_model_folder, read_json, write_json
+from ..formats.provenance import append_card_section, write_provenance
+from ..pipeline import write_output
+from .rope_plan import RopePlan, plan_rope, rope_config
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,11 @@ class HfRopeWriter:
 
     def __init__(self, source: Path, plan: RopePlan, from_gguf=False, dtype="float32", runtimes: tuple = ()):
         self.source, self.plan, self.from_gguf, self.dtype = Path(source), plan, from_gguf, dtype
-        self.runtimes = runtimes  # also read back in these runtimes (vllm): ctxext.runtime_readback
+        self.runtimes = runtimes  # also read back in these runtimes (vllm): ctxext.runtimes.readback
 
     def write(self, staging: Path) -> None:
         if self.from_gguf:
-            from .formats.gguf_to_hf import gguf_to_hf_folder
+            from ..formats.gguf_to_hf import gguf_to_hf_folder
 
             gguf_to_hf_folder(self.source, staging, self.dtype)
         else:
@@ -77,7 +77,7 @@ class HfRopeWriter:
         if readback["max_relative_error"] > 1e-5 or abs(readback["attention_factor"] - readback["ours"]) > 1e-6:
             raise CtxextError(f"transformers reads different frequencies from the written config: {readback}")
         if self.runtimes:
-            from .runtime_readback import check_folder
+            from ..runtimes.readback import check_folder
 
             readback["runtimes"] = {runtime: check_folder(staging, self.plan, runtime) for runtime in self.runtimes}
         return readback
@@ -99,7 +99,7 @@ def extend_decoder_folder(
     tune: dict | None = None,
 ) -> tuple[RopePlan, dict | None]:
     """Write ``out``: the folder copied, config.json rewritten, the tokenizer's length raised. ``tune``
-    ({"text": path, "evaluations": n}) searches longrope's divisors first (:mod:`ctxext.rope_search`)."""
+    ({"text": path, "evaluations": n}) searches longrope's divisors first (:mod:`ctxext.decoders.rope_search`)."""
     folder = open_model_folder(model)
     plan = tuned(plan_rope(folder.config, str(folder.root), to, method, original), folder.root, tune, out, overwrite)
     return plan, write_output(HfRopeWriter(folder.root, plan, runtimes=runtimes), out, overwrite, check)
@@ -108,7 +108,7 @@ def extend_decoder_folder(
 def tuned(plan: RopePlan, model: Path, tune: dict | None, out, overwrite: bool) -> RopePlan:
     if not tune:
         return plan
-    from .formats.hf_folder import check_output
+    from ..formats.hf_folder import check_output
     from .rope_search import tune_plan
 
     check_output(Path(out), overwrite)  # before minutes of search, not after

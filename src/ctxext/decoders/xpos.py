@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import CtxextError
+from ..errors import CtxextError
 
 XPOS_MODEL_TYPE = "ctxext_xpos_llama"
 
@@ -85,7 +85,7 @@ def mark_xpos_folder(folder: Path, scale_base: float) -> None:
     config["xpos"] = {"scale_base": scale_base, "base_model_type": config["model_type"]}
     config["model_type"] = XPOS_MODEL_TYPE
     path.write_text(json.dumps(config, indent=2))
-    from .formats.provenance import append_card_section
+    from ..formats.provenance import append_card_section
 
     append_card_section(
         folder,
@@ -94,7 +94,7 @@ def mark_xpos_folder(folder: Path, scale_base: float) -> None:
             f"This model was trained with xPos (scale base {scale_base:g}): queries and keys are scaled per frequency "
             "pair by zeta^(+-position / scale base) on top of RoPE. transformers, llama.cpp and vLLM cannot represent "
             "this, so the model type is `ctxext_xpos_llama` and they refuse to load it rather than run it without "
-            "xPos. Load it with `ctxext.xpos.load_xpos_model(folder)`.",
+            "xPos. Load it with `ctxext.decoders.xpos.load_xpos_model(folder)`.",
         ],
     )
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import CtxextError, did_you_mean
-from .runtimes import RUNTIMES, score_external
+from ..errors import CtxextError, did_you_mean
+from . import RUNTIMES, score_external
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def score_transformers(model, tokens: list[int], score_from: int) -> dict:
 
     from transformers import AutoModelForCausalLM
 
-    from .eval.ppl import Window, window_nll
+    from ..eval.ppl import Window, window_nll
 
     started = time.perf_counter()
     if isinstance(model, str | Path):
@@ -63,7 +63,7 @@ def _row(method: str, runtime: str, written: Path, result: dict) -> dict:
 
 
 def _write(source: Path, out: Path, to: int, method: str, fmt: str = "same") -> str | None:
-    from . import api
+    from .. import api
 
     try:
         api.extend(source, out, to, method, fmt=fmt)
@@ -83,7 +83,7 @@ def conform(
     kv_cache_gib: int = 4,
 ) -> list[dict]:
     """Rows of {method, runtime, file, ppl, nll, count, finite, seconds, vs_transformers | error}."""
-    from . import api
+    from .. import api
 
     runtimes = check_runtimes(runtimes)
     if not 0 < score_from < len(tokens):
@@ -98,7 +98,7 @@ def conform(
     try:
         folder_source = model
         if kind == "gguf" and any(RUNTIMES[r].reads == "folder" for r in runtimes):
-            from .formats.gguf_to_hf import gguf_to_hf_folder
+            from ..formats.gguf_to_hf import gguf_to_hf_folder
 
             folder_source = work / "source"
             if not folder_source.exists():
@@ -152,8 +152,8 @@ def tokens_from_text(model: str | Path, data: list[str], count: int) -> list[int
     """The first ``count`` token ids of the texts, with the model's own tokenizer (a folder's, or a GGUF's)."""
     from transformers import AutoTokenizer
 
-    from . import api
-    from .eval.ppl import read_corpus
+    from .. import api
+    from ..eval.ppl import read_corpus
 
     model = Path(model)
     where, extra = (
@@ -169,7 +169,7 @@ def tokens_from_text(model: str | Path, data: list[str], count: int) -> list[int
 def conform_text(model, to: int, methods, data, count=None, score_from=None, runtimes=None, workdir=None) -> dict:
     """``conform`` on the first tokens of text files: by default a window of ``to`` - 1 tokens (vLLM counts
     the one token it must generate against the window) scored from its middle. Returns the results record."""
-    from .formats.provenance import versions
+    from ..formats.provenance import versions
 
     count = count or to - 1
     tokens = tokens_from_text(model, data, count)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CtxextError
+from ..errors import CtxextError
 
 log = logging.getLogger(__name__)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "query_key_value", "dense", "Wqkv", "out_proj")
@@ -108,17 +108,17 @@ def train(
     """Train, then write ``out`` as a plain model folder in the same form ``ctxext extend`` writes."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
 
-    from .eval.ppl import read_corpus
-    from .formats.hf_folder import check_output, open_model_folder
-    from .pipeline import write_output
-    from .rope_in_memory import apply_rope_in_memory
-    from .rope_surgery import plan_rope
+    from ..decoders.rope_in_memory import apply_rope_in_memory
+    from ..decoders.rope_plan import plan_rope
+    from ..eval.ppl import read_corpus
+    from ..formats.hf_folder import check_output, open_model_folder
+    from ..pipeline import write_output
 
     out = Path(out)
     check_output(out, overwrite)
     folder = open_model_folder(model_path)
-    from .api import input_kind
-    from .xpos import XPOS_MODEL_TYPE, load_xpos_model
+    from ..api import input_kind
+    from ..decoders.xpos import XPOS_MODEL_TYPE, load_xpos_model
 
     if train_length is not None and batch_size > 1 and (xpos or folder.config.get("model_type") == XPOS_MODEL_TYPE):
         raise CtxextError("xPos with --train-length scales by the first sequence's positions: use --batch-size 1")
@@ -146,7 +146,7 @@ def train(
         plan = plan_rope(folder.config, str(folder.root), to, method)
         apply_rope_in_memory(model, plan)
     if attach_xpos:
-        from .xpos import XPos
+        from ..decoders.xpos import XPos
 
         XPos(model)
     if lora:
@@ -198,7 +198,7 @@ class TrainedWriter:
         self.source, self.model, self.tokenizer, self.plan, self.xpos = Path(source), model, tokenizer, plan, xpos
 
     def write(self, staging: Path) -> None:
-        from .decoder import write_rope_config
+        from ..decoders.extend_folder import write_rope_config
 
         self.model.save_pretrained(str(staging))
         self.tokenizer.save_pretrained(str(staging))
@@ -206,19 +206,19 @@ class TrainedWriter:
             write_rope_config(staging, self.plan)
 
     def read_back(self, staging: Path) -> dict | None:
-        from .decoder import HfRopeWriter
+        from ..decoders.extend_folder import HfRopeWriter
 
         if self.plan is None or self.xpos:
             return None
         return HfRopeWriter(staging, self.plan).read_back(staging)
 
     def record(self, staging: Path, readback: dict | None) -> None:
-        from .decoder import record_rope
+        from ..decoders.extend_folder import record_rope
 
         if self.plan is not None:
             record_rope(staging, self.plan, readback)
         if self.xpos:
-            from .xpos import mark_xpos_folder
+            from ..decoders.xpos import mark_xpos_folder
 
             mark_xpos_folder(staging, 512.0)
 

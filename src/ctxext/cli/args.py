@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .errors import CtxextError
+from ..errors import CtxextError
 
 METHOD_HELP = (
     "how new positions are made: learned tables tile (default), cubic, linear, quadratic, pchip, akima, makima, "

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import CtxextError
-from .methods.rope import yarn_attention_factor
+from ..errors import CtxextError
+from ..methods.rope import yarn_attention_factor
 
 FULL_ATTENTION = "full_attention"
 

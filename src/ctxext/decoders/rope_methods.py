@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import CtxextError
-from .methods.rope import default_inv_freq, ntk_base
+from ..errors import CtxextError
+from ..methods.rope import default_inv_freq, ntk_base
 
 if TYPE_CHECKING:
-    from .rope_surgery import RopePlan
+    from .rope_plan import RopePlan
 
 RUNTIMES = ("transformers", "vllm", "llama.cpp")
 

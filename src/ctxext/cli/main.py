@@ -6,8 +6,8 @@ import logging
 import os
 import sys
 
-from .cli_args import build_parser
-from .errors import CtxextError
+from ..errors import CtxextError
+from .args import build_parser
 
 
 def quiet_libraries() -> None:
@@ -50,7 +50,7 @@ def _on_sigterm(signum, frame):
 
 
 def _options(args) -> dict:
-    from .embed import read_texts
+    from ..encoders.embed import read_texts
 
     return {
         "table_path": args.table,
@@ -106,7 +106,7 @@ def print_report(report) -> None:
 
 
 def cmd_inspect(args) -> None:
-    from . import inspect_model
+    from .. import inspect_model
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     print_report(inspect_model.inspect(args.model, args.to, methods, **_options(args)))
@@ -115,13 +115,13 @@ def cmd_inspect(args) -> None:
 def _runtimes(text: str | None) -> tuple:
     if not text:
         return ()
-    from .conformance import check_runtimes
+    from ..runtimes.conformance import check_runtimes
 
     return tuple(check_runtimes([name.strip() for name in text.split(",") if name.strip()]))
 
 
 def cmd_extend(args) -> None:
-    from . import api
+    from .. import api
 
     report = api.extend(
         args.model,
@@ -144,15 +144,15 @@ def cmd_eval(args) -> None:
     import json
     from pathlib import Path
 
-    from .eval.backend_vllm import VLLM_DTYPES
-    from .eval.run import evaluate, write_results
-    from .formats.staging import check_output
-    from .placement import placement
-    from .report import markdown, plot
+    from ..eval.backend_vllm import VLLM_DTYPES
+    from ..eval.report import markdown, plot
+    from ..eval.run import evaluate, write_results
+    from ..formats.staging import check_output
+    from ..placement import placement
 
     resume = None
     if args.resume and Path(args.output).is_file():
-        from .report import load_results
+        from ..eval.report import load_results
 
         resume = load_results(args.output)
     for output in filter(None, (None if resume else args.output, args.plot)):
@@ -178,7 +178,7 @@ def cmd_eval(args) -> None:
         resume=resume,
         save=lambda partial: write_results(json.loads(json.dumps(partial, default=str)), args.output),
     )
-    from .eval.processes import is_main
+    from ..eval.processes import is_main
 
     if not is_main():  # under accelerate launch, the main process writes the one results file
         return
@@ -191,13 +191,13 @@ def cmd_eval(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .api import input_kind
+    from ..api import input_kind
 
     if input_kind(args.model) == "learned":
         return cmd_train_encoder(args)
     if args.distill is not None:
         raise CtxextError("--distill is for encoders; a decoder is trained on its own text")
-    from .train import train
+    from ..train.trainer import train
 
     given = {"method": args.method, "max_steps": args.max_steps, "learning_rate": args.learning_rate}
     given["batch_size"] = args.batch_size
@@ -222,7 +222,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_train_encoder(args) -> None:
-    from .train_encoder import EncoderTraining, train_encoder
+    from ..encoders.train_rows import EncoderTraining, train_encoder
 
     refused = [flag for flag in ("lora", "xpos", "resume", "save_steps", "train_length") if getattr(args, flag)]
     if refused:
@@ -249,8 +249,8 @@ def cmd_conform(args) -> None:
     import json
     from pathlib import Path
 
-    from .conformance import check_runtimes, conform_text, conformance_table
-    from .formats.staging import check_output
+    from ..formats.staging import check_output
+    from ..runtimes.conformance import check_runtimes, conform_text, conformance_table
 
     check_output(Path(args.output), args.overwrite)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -264,8 +264,8 @@ def cmd_conform(args) -> None:
 def cmd_plot(args) -> None:
     from pathlib import Path
 
-    from .formats.staging import check_output
-    from .report import load_results, plot
+    from ..eval.report import load_results, plot
+    from ..formats.staging import check_output
 
     check_output(Path(args.output), args.overwrite)
     print(f"wrote {plot(load_results(args.results), args.output)}")

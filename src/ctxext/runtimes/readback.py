@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..errors import CtxextError
+from . import RUNTIMES, score_external
 from .conformance import score_transformers
-from .errors import CtxextError
-from .runtimes import RUNTIMES, score_external
 
 TOLERANCE = 5e-3
 PROBE_BEYOND = 512  # probe tokens past the original window
@@ -21,7 +21,7 @@ PROBE_BEYOND = 512  # probe tokens past the original window
 
 def probe(tokenizer, plan) -> tuple[list[int], int]:
     """Token ids of the shipped short texts, repeated past the original window; the last 1024 are scored."""
-    from .embed import default_short_texts
+    from ..encoders.embed import default_short_texts
 
     text = " ".join(default_short_texts())
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -62,7 +62,7 @@ def check_gguf(source: Path, staging: Path, plan, runtime: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .rope_in_memory import apply_rope_in_memory
+    from ..decoders.rope_in_memory import apply_rope_in_memory
 
     if RUNTIMES[runtime].reads != "gguf":
         raise CtxextError(f"{runtime} reads folders, not GGUF files")

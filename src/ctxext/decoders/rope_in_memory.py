@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 from torch import nn
 
-from .errors import CtxextError
-from .rope_surgery import RopePlan, rope_config
+from ..errors import CtxextError
+from .rope_plan import RopePlan, rope_config
 
 
 def rotary_modules(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:

@@ -25,7 +25,7 @@ import torch
 from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 from tqdm import tqdm
 
-from .errors import CtxextError
+from ..errors import CtxextError
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class SpanPairs:
 def chunk_means(sentence_transformer, documents: list[str], window: int, to: int) -> torch.Tensor:
     """``ctxext eval``'s ``chunk`` baseline of each document (pieces that fit ``window``, unit vectors mean-
     pooled) from the model in training: the distillation target, a constant in the loss."""
+    from ..eval.doc_embedding import embed_documents
     from .embed import Embedder
-    from .eval.doc_embedding import embed_documents
 
     return embed_documents(Embedder.around(sentence_transformer), documents, "chunk", to, window).clone()
 
@@ -149,12 +149,12 @@ def train_encoder(
     folder through the encoder pipeline (read back: short inputs bit-identical, only new rows changed)."""
     from sentence_transformers import SentenceTransformer
 
-    from .encoder import TrainedTableWriter
-    from .eval.ppl import read_corpus
-    from .formats.hf_folder import check_output, open_model_folder
-    from .pipeline import write_output
+    from ..eval.ppl import read_corpus
+    from ..formats.hf_folder import check_output, open_model_folder
+    from ..pipeline import write_output
+    from .extend import TrainedTableWriter
     from .table_apply import apply_in_memory, table_module
-    from .table_surgery import plan_table
+    from .table_plan import plan_table
 
     out = Path(out)
     check_output(out, overwrite)

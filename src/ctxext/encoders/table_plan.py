@@ -1,6 +1,6 @@
 """Plan the extension of a learned absolute position table, checking the request against the folder.
 
-One :class:`TablePlan` drives every path: ``ctxext inspect`` prints it, :mod:`ctxext.table_apply` applies
+One :class:`TablePlan` drives every path: ``ctxext inspect`` prints it, :mod:`ctxext.encoders.table_apply` applies
 it to a loaded model or to the files of a folder. The math is in :mod:`ctxext.methods.ape`.
 """
 
@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .errors import CtxextError, did_you_mean
-from .families import family_of, table_offset
-from .formats.hf_folder import ModelFolder, read_json
-from .methods.ape import APE_METHODS, DOUBLING, resample_table
-from .rope_methods import ROPE_REGISTRY
+from ..decoders.rope_methods import ROPE_REGISTRY
+from ..errors import CtxextError, did_you_mean
+from ..families import family_of, table_offset
+from ..formats.hf_folder import ModelFolder, read_json
+from ..methods.ape import APE_METHODS, DOUBLING, resample_table
 
 log = logging.getLogger(__name__)
 

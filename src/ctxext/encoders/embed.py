@@ -22,7 +22,7 @@ def default_short_texts() -> list[str]:
 
 
 def read_texts(path: str | Path) -> list[str]:
-    from .errors import CtxextError
+    from ..errors import CtxextError
 
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()

@@ -1,4 +1,4 @@
-"""Apply a :class:`~ctxext.table_surgery.TablePlan`: to a loaded model (in place, or for the length of a
+"""Apply a :class:`~ctxext.encoders.table_plan.TablePlan`: to a loaded model (in place, or for the length of a
 ``with`` block), or to the files of a folder (the table and any stored length buffer rewritten, the lengths
 in config.json, tokenizer_config.json and sentence_bert_config.json raised)."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import CtxextError
-from .formats.hf_folder import ModelFolder, copy_tree, read_json, rewrite_weights, write_json
-from .table_surgery import TablePlan
+from ..errors import CtxextError
+from ..formats.hf_folder import ModelFolder, copy_tree, read_json, rewrite_weights, write_json
+from .table_plan import TablePlan
 
 LENGTH_BUFFERS = ("position_ids", "token_type_ids")
 

@@ -11,13 +11,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import CtxextError
+from ..formats.hf_folder import ModelFolder, open_model_folder
+from ..formats.provenance import append_card_section, write_provenance
+from ..pipeline import write_output
 from .embed import Embedder, default_short_texts, drift, long_text
-from .errors import CtxextError
-from .formats.hf_folder import ModelFolder, open_model_folder
-from .formats.provenance import append_card_section, write_provenance
-from .pipeline import write_output
 from .table_apply import extended_in_memory, write_files
-from .table_surgery import TablePlan, plan_table
+from .table_plan import TablePlan, plan_table
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def extend_encoder(
 ) -> tuple[TablePlan, Verification | None]:
     """Write an extended copy of an encoder folder to ``out``; nothing is left at ``out`` on failure.
 
-    ``plan_options`` are :func:`ctxext.table_surgery.plan_table`'s (table_path, offset, keep_cls,
+    ``plan_options`` are :func:`ctxext.encoders.table_plan.plan_table`'s (table_path, offset, keep_cls,
     keep_first, from_window)."""
     folder = open_model_folder(model)
     plan = plan_table(folder, to, method, **plan_options)

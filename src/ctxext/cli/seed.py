@@ -14,9 +14,9 @@ import json
 import logging
 import sys
 
-from .cli import quiet_libraries, run
-from .cli_args import Parser
-from .errors import CtxextError
+from ..errors import CtxextError
+from .args import Parser
+from .main import quiet_libraries, run
 
 
 def _parser(prog: str, description: str, need_length: bool, types: tuple[str, ...] = ()) -> Parser:
@@ -43,7 +43,7 @@ def _parser(prog: str, description: str, need_length: bool, types: tuple[str, ..
 
 
 def _extend(args: argparse.Namespace, method: str) -> None:
-    from .encoder import extend_encoder
+    from ..encoders.extend import extend_encoder
 
     try:
         kwargs = json.loads(args.model_kwargs)

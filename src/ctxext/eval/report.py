@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import CtxextError
+from ..errors import CtxextError
 
 MAIN_METRIC = {"ppl": "ppl", "passkey": "accuracy"}
 
