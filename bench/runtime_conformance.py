@@ -23,9 +23,10 @@ from pathlib import Path
 
 import assets
 
+from ctxext.conformance import conform, conformance_table, tokens_from_text
 from ctxext.formats.provenance import versions
 from ctxext.runtimes import score_external
-from ctxext.runtimes.conformance import conform, conformance_table, score_transformers, tokens_from_text
+from ctxext.runtimes.scoring import score_transformers
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "persuasion.txt"
 

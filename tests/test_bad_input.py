@@ -314,7 +314,7 @@ def test_installed_command_has_no_traceback(models, tmp_path):
 
 def test_failure_after_writing_started_leaves_nothing(models, tmp_path, monkeypatch):
     """A failure inside the atomic write (here: the check of the written model) removes the staging folder."""
-    import ctxext.encoders.extend as encoder
+    import ctxext.extend.encoder_folder as encoder
     from ctxext.errors import CtxextError
 
     def failing_verify(*args, **kwargs):

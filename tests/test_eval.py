@@ -14,9 +14,10 @@ import tiny_decoders
 from ctxext.cli.main import main, run
 from ctxext.eval.drift import decoder_drift
 from ctxext.eval.passkey import key_sentence, passkey_prompt
-from ctxext.eval.ppl import perplexity, scored_region, windows
+from ctxext.eval.ppl import perplexity
 from ctxext.eval.report import markdown
 from ctxext.eval.retrieval import jsonl_task, rank_metrics
+from ctxext.windows import scored_region, windows
 
 
 @pytest.fixture(scope="module")

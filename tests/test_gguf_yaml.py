@@ -283,7 +283,7 @@ def test_method_left_out_is_chosen_by_what_is_written(tmp_path, small_gguf, monk
     assert run(main, ["extend", str(small_gguf), "--to", "4096", "-o", str(tmp_path / "g.gguf")]) == 0
     assert read_metadata(tmp_path / "g.gguf", "llama.")["llama.rope.scaling.type"] == "yarn"
     chosen = []  # the tiny GGUF has no tokenizer, so its folder conversion is not run here
-    monkeypatch.setattr(api, "_extend_gguf", lambda path, out, to, method, fmt, *rest: chosen.append((fmt, method)))
+    monkeypatch.setattr(api, "extend_gguf", lambda path, out, to, method, fmt, *rest: chosen.append((fmt, method)))
     api.extend(small_gguf, tmp_path / "h", 4096, fmt="hf")
     api.extend(small_gguf, tmp_path / "h", 8192, fmt="hf")
     assert chosen == [("hf", "yarn"), ("hf", "yarn")]

@@ -73,10 +73,10 @@ def test_gguf_to_folder_in_the_dtype_asked(small_gguf, tmp_path, dtype, expected
 
 
 def test_gguf_to_folder_fails_on_a_bad_read_back_and_leaves_nothing(small_gguf, tmp_path, monkeypatch):
-    import ctxext.decoders.extend_folder
+    import ctxext.extend.decoder_folder
 
     monkeypatch.setattr(
-        ctxext.decoders.extend_folder,
+        ctxext.extend.decoder_folder,
         "transformers_readback",
         lambda folder, plan: {"max_relative_error": 0.5, "attention_factor": 1.0, "ours": 1.0},
     )

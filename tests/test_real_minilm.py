@@ -9,8 +9,8 @@ import torch
 
 from ctxext.cli.main import main, run
 from ctxext.encoders.embed import Embedder, long_text
-from ctxext.encoders.extend import drift_by_method
 from ctxext.encoders.table_plan import plan_table
+from ctxext.extend.encoder_folder import drift_by_method
 from ctxext.formats.hf_folder import open_model_folder
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ctxext.encoders.embed import Embedder, long_text
-from ctxext.encoders.extend import extend_encoder
+from ctxext.extend.encoder_folder import extend_encoder
 from ctxext.formats.hf_folder import open_model_folder
 
 pytestmark = pytest.mark.slow

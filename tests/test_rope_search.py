@@ -15,7 +15,7 @@ import tiny_decoders
 from ctxext.cli.main import main, run
 from ctxext.decoders.rope_plan import plan_rope
 from ctxext.decoders.rope_search import CEILING, constrain, mutate, seeds
-from ctxext.eval.ppl import Window, window_nll
+from ctxext.windows import Window, window_nll
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +103,14 @@ def test_tune_bad_input_is_one_line(decoder, book, tmp_path, capsys, extra, mess
 
 
 def test_settings_are_checked_before_the_model_loads(decoder, book, monkeypatch):
-    import ctxext.eval.models
+    import ctxext.loading
     from ctxext.decoders.rope_search import tune_plan
     from ctxext.errors import CtxextError
 
     def no_load(*args, **kwargs):
         raise AssertionError("loaded the model before checking the settings")
 
-    monkeypatch.setattr(ctxext.eval.models, "load_model", no_load)
+    monkeypatch.setattr(ctxext.loading, "load_causal_lm", no_load)
     config = json.loads((decoder / "config.json").read_text())
     with pytest.raises(CtxextError, match="use --method longrope"):
         tune_plan(plan_rope(config, "m", 128, "yarn"), decoder, book)

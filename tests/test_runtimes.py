@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from ctxext import api
+from ctxext.conformance import conform, tokens_from_text
 from ctxext.errors import CtxextError
 from ctxext.runtimes import RUNTIMES, available, score_external
-from ctxext.runtimes.conformance import conform, score_transformers, tokens_from_text
+from ctxext.runtimes.scoring import score_transformers
 
 AGREE = 5e-4
 APART = 2e-3

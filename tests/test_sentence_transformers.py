@@ -10,7 +10,7 @@ import tiny
 from ctxext.cli.main import main, run
 from ctxext.cli.seed import generic_main, linear_main, spline_main
 from ctxext.encoders.embed import Embedder
-from ctxext.encoders.extend import drift_by_method, extend_encoder
+from ctxext.extend.encoder_folder import drift_by_method, extend_encoder
 from ctxext.formats.hf_folder import open_model_folder
 
 

@@ -9,9 +9,9 @@ import transformers
 from safetensors import safe_open
 
 import tiny
-from ctxext.encoders.extend import extend_encoder
 from ctxext.encoders.table_apply import apply_in_memory, write_files
 from ctxext.encoders.table_plan import plan_table
+from ctxext.extend.encoder_folder import extend_encoder
 from ctxext.formats.hf_folder import open_model_folder
 
 METHODS = ["linear", "cubic", "pchip", "akima", "double", "cubic+keep", "tile", "group", "cubic+from32"]

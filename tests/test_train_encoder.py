@@ -10,11 +10,11 @@ import torch
 from safetensors.torch import load_file
 
 import tiny
-from ctxext.encoders.extend import TrainedTableWriter
 from ctxext.encoders.table_plan import plan_table
-from ctxext.encoders.train_rows import EncoderTraining, SpanPairs, train_encoder
 from ctxext.errors import CtxextError
+from ctxext.extend.encoder_folder import TrainedTableWriter
 from ctxext.formats.hf_folder import open_model_folder
+from ctxext.train.encoder_rows import EncoderTraining, SpanPairs, train_encoder
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_distillation_adds_its_term_inside_the_gradient_cache(setup):
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from ctxext.encoders.train_rows import RankingWithDistillation, chunk_means
+    from ctxext.train.encoder_rows import RankingWithDistillation, chunk_means
 
     _, model, _ = setup
     st = SentenceTransformer(str(model), device="cpu").eval()
@@ -161,9 +161,9 @@ def test_distillation_adds_its_term_inside_the_gradient_cache(setup):
 
 
 def test_chunk_means_are_the_chunk_baseline_of_eval(setup):
-    from ctxext.encoders.train_rows import chunk_means
     from ctxext.eval.doc_embedding import embed_documents
     from ctxext.eval.models import load_model
+    from ctxext.train.encoder_rows import chunk_means
 
     _, model, _ = setup
     loaded = load_model(model)
@@ -176,7 +176,7 @@ def test_chunk_means_are_the_chunk_baseline_of_eval(setup):
 def test_distillation_keeps_long_embeddings_nearer_the_chunk_means(setup, trained):
     from sentence_transformers import SentenceTransformer
 
-    from ctxext.encoders.train_rows import chunk_means
+    from ctxext.train.encoder_rows import chunk_means
 
     root, model, text = setup
     plain_out, _ = trained

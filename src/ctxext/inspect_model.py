@@ -3,8 +3,9 @@ including what each runtime computes from what the method writes."""
 
 from __future__ import annotations
 
-from .api import Report, _given, _refuse, input_kind
+from .extend.summary import Report
 from .formats.hf_folder import open_model_folder
+from .inputs import given_options, input_kind, refuse_family
 
 
 def inspect(
@@ -18,11 +19,11 @@ def inspect(
     """Describe a model's positions; with ``to``, what each method would change."""
     kind = input_kind(model)
     if kind == "learned":
-        from .encoders.extend import drift_by_method
         from .encoders.table_plan import plan_table
+        from .extend.encoder_folder import drift_by_method
 
         folder = open_model_folder(model)
-        options = _given(table_options)
+        options = given_options(table_options)
         methods = methods or ["tile", "cubic", "linear", "pchip", "akima"]
         plan = plan_table(folder, to, methods[0], allow_same=to is None, **options)
         if not to:
@@ -32,7 +33,7 @@ def inspect(
             variants.append({**options, "method": "cubic", "keep_first": "auto"})
         return Report(plan.describe(), drift=drift_by_method(folder, to, variants, texts))
     if kind in ("relative", "alibi"):
-        _refuse(model)
+        refuse_family(model)
     from .decoders.rope_methods import ROPE_REGISTRY
     from .decoders.rope_plan import pair_summary, plan_rope
     from .methods.rope import classify_pairs, default_inv_freq

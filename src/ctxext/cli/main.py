@@ -50,7 +50,7 @@ def _on_sigterm(signum, frame):
 
 
 def _options(args) -> dict:
-    from ..encoders.embed import read_texts
+    from ..texts import read_texts
 
     return {
         "table_path": args.table,
@@ -115,7 +115,7 @@ def cmd_inspect(args) -> None:
 def _runtimes(text: str | None) -> tuple:
     if not text:
         return ()
-    from ..runtimes.conformance import check_runtimes
+    from ..conformance import check_runtimes
 
     return tuple(check_runtimes([name.strip() for name in text.split(",") if name.strip()]))
 
@@ -222,7 +222,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_train_encoder(args) -> None:
-    from ..encoders.train_rows import EncoderTraining, train_encoder
+    from ..train.encoder_rows import EncoderTraining, train_encoder
 
     refused = [flag for flag in ("lora", "xpos", "resume", "save_steps", "train_length") if getattr(args, flag)]
     if refused:
@@ -249,8 +249,8 @@ def cmd_conform(args) -> None:
     import json
     from pathlib import Path
 
+    from ..conformance import check_runtimes, conform_text, conformance_table
     from ..formats.staging import check_output
-    from ..runtimes.conformance import check_runtimes, conform_text, conformance_table
 
     check_output(Path(args.output), args.overwrite)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -43,7 +43,7 @@ def _parser(prog: str, description: str, need_length: bool, types: tuple[str, ..
 
 
 def _extend(args: argparse.Namespace, method: str) -> None:
-    from ..encoders.extend import extend_encoder
+    from ..extend.encoder_folder import extend_encoder
 
     try:
         kwargs = json.loads(args.model_kwargs)

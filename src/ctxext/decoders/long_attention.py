@@ -33,10 +33,9 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import CtxextError, did_you_mean
+from .attention_labels import LONG_ATTENTION, is_attention_label, parse_label
 
 ATTENTION_NAME = "ctxext_remapped"
-LONG_ATTENTION = ("self-extend", "dca")
-OPTIONS = {"self-extend": ("window", "group"), "dca": ("chunk", "local")}
 BLOCK = 1024  # queries per block, at most the scheme's block_limit
 EXPLICIT_SCORES = False  # True: form the score matrix on a CPU too (what other devices do)
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi", "phi3", "gpt_neox", "olmo", "olmo2", "granite", "smollm3")
@@ -115,25 +114,6 @@ class DualChunk:
             "local": self.local,
             "chunk_length": self.chunk_length,
         }
-
-
-def is_attention_label(label: str) -> bool:
-    return label.split("+")[0] in LONG_ATTENTION
-
-
-def parse_label(label: str) -> tuple[str, dict]:
-    """'self-extend+window2048+group8' -> ('self-extend', {'window': 2048, 'group': 8})."""
-    method, *flags = label.split("+")
-    if method not in LONG_ATTENTION:
-        raise CtxextError(f"unknown attention method {method!r}{did_you_mean(method, LONG_ATTENTION)}")
-    params = {}
-    for flag in flags:
-        name = flag.rstrip("0123456789")
-        if name not in OPTIONS[method] or name == flag:
-            known = ", ".join(f"+{option}N" for option in OPTIONS[method])
-            raise CtxextError(f"unknown option '+{flag}' for {method} (known: {known})")
-        params[name] = int(flag[len(name) :])
-    return method, params
 
 
 def choose(method: str, context: int, target: int, **given) -> SelfExtend | DualChunk:

@@ -11,17 +11,37 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from ..errors import CtxextError
 from ..methods.rope import default_inv_freq, ntk_base
-
-if TYPE_CHECKING:
-    from .rope_plan import RopePlan
+from .rope_facts import RopeFacts
 
 RUNTIMES = ("transformers", "vllm", "llama.cpp")
+
+
+class RopePlan(Protocol):
+    """What a method's writers read of a plan (:class:`ctxext.decoders.rope_plan.RopePlan` is the one there is)."""
+
+    facts: RopeFacts
+    original: int
+    target: int
+    kept: dict
+
+    @property
+    def factor(self) -> float: ...
+
+    def inv_freq(self, seq_len: int | None = None) -> tuple[torch.Tensor, float]: ...
+
+    def long_divisors(self) -> torch.Tensor: ...
+
+    @property
+    def attention_factor(self) -> float: ...
+
+    @property
+    def rope_theta(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,8 @@ ROPE_REGISTRY: dict[str, RopeMethod] = {}
 
 
 def register(method: RopeMethod) -> RopeMethod:
+    if method.name in ROPE_REGISTRY:
+        raise ValueError(f"a RoPE method named {method.name!r} is already registered")
     ROPE_REGISTRY[method.name] = method
     return method
 

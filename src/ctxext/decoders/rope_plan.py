@@ -14,7 +14,7 @@ import torch
 from ..errors import CtxextError, did_you_mean
 from ..methods.ape import APE_METHODS
 from ..methods.rope import classify_pairs, default_inv_freq, scaled_inv_freq, yarn_divisors
-from .long_attention import LONG_ATTENTION, is_attention_label
+from .attention_labels import LONG_ATTENTION, is_attention_label
 from .rope_facts import RopeFacts, kept_yarn_options, rope_facts, rope_parameters_of, true_original
 from .rope_methods import ROPE_REGISTRY, rope_method
 

@@ -49,7 +49,7 @@ def mutate(parent: torch.Tensor, factor: float, generator: torch.Generator) -> t
 
 
 def calibration_ids(tokenizer, text_path: str | Path, target: int) -> torch.Tensor:
-    from ..eval.ppl import read_corpus
+    from ..texts import read_corpus
 
     ids = torch.tensor(tokenizer(read_corpus([str(text_path)]), verbose=False)["input_ids"][: target + 1])
     if len(ids) < target + 1:
@@ -67,7 +67,7 @@ def check_search(plan: RopePlan, evaluations: int) -> None:
 def search_long_divisors(model, ids: torch.Tensor, plan: RopePlan, evaluations: int = 8, seed: int = 0) -> RopePlan:
     """The plan with the best divisors found (``searched``) and the search record (``search``); the model's
     rotary modules and config are as they were afterwards."""
-    from ..eval.ppl import Window, window_nll
+    from ..windows import Window, window_nll
     from .rope_in_memory import apply_rope_in_memory, restored_rope
 
     check_search(plan, evaluations)
@@ -104,12 +104,12 @@ def search_long_divisors(model, ids: torch.Tensor, plan: RopePlan, evaluations: 
 def tune_plan(plan: RopePlan, model_path: str | Path, text: str | Path, evaluations: int = 8) -> RopePlan:
     """Load the model (folder or GGUF, float32 on the CPU) and search the plan's long divisors; the settings and
     the text are checked before the load."""
-    from ..eval.models import load_model
+    from ..loading import load_causal_lm
 
     check_search(plan, evaluations)
     if not Path(text).is_file():
         raise CtxextError(f"calibration text {text} not found")
-    loaded = load_model(model_path)
-    ids = calibration_ids(loaded.tokenizer, text, plan.target)
-    tuned = search_long_divisors(loaded.model, ids, plan, evaluations)
+    model, tokenizer = load_causal_lm(model_path)
+    ids = calibration_ids(tokenizer, text, plan.target)
+    tuned = search_long_divisors(model, ids, plan, evaluations)
     return dataclasses.replace(tuned, search={**tuned.search, "text": str(text)})

@@ -7,31 +7,13 @@ normalisation); a plain transformers folder is embedded by mean pooling of the l
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from pathlib import Path
 
 import torch
 
+from ..texts import default_short_texts
+
 log = logging.getLogger(__name__)
-
-
-def default_short_texts() -> list[str]:
-    """64 short public-domain paragraphs (15-150 words, Northanger Abbey) shipped with ctxext."""
-    text = resources.files("ctxext.data").joinpath("short_texts.txt").read_text(encoding="utf-8")
-    return [line for line in text.splitlines() if line.strip()]
-
-
-def read_texts(path: str | Path) -> list[str]:
-    from ..errors import CtxextError
-
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CtxextError(f"cannot read texts from {path}: {exc}") from None
-    texts = [line for line in lines if line.strip()]
-    if not texts:
-        raise CtxextError(f"{path} holds no text")
-    return texts
 
 
 class Embedder:

@@ -35,7 +35,8 @@ def served_folder(model: Path, label: str, to: int):
 
 
 def vllm_perplexity(folder: Path, ids: torch.Tensor, lengths, stride, bucket: int, engine: dict) -> dict:
-    from .ppl import perplexity, scored_region, windows
+    from ..windows import scored_region, windows
+    from .ppl import perplexity
 
     first, last = scored_region(len(ids), lengths, stride)
     plan = [w for length in sorted(lengths) for w in windows(length, stride, first, last)]

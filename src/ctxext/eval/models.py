@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CtxextError
+from ..loading import load_causal_lm
 from ..placement import Placement
 
 ENCODER_BASELINES = ("truncate", "chunk", "maxsim")
@@ -80,16 +81,16 @@ class LoadedModel:
 def load_model(path: str | Path, place: Placement | None = None) -> LoadedModel:
     """A decoder (HF folder or GGUF, dequantized in memory) or an encoder folder, placed as ``place`` says
     (default: fp32 on the CPU)."""
-    from .. import api
+    from ..inputs import input_kind, refuse_family
 
     place = place or Placement()
 
     path = Path(path)
-    kind = api.input_kind(path)
+    kind = input_kind(path)
     if kind == "yaml":
         raise CtxextError("a YAML config has no weights to evaluate")
     if kind in ("relative", "alibi"):
-        api._refuse(path)
+        refuse_family(path)
     if kind == "learned":
         from ..encoders.embed import Embedder
         from ..formats.hf_folder import open_model_folder
@@ -101,26 +102,19 @@ def load_model(path: str | Path, place: Placement | None = None) -> LoadedModel:
             )
         embedder = Embedder(path, device=place.device, dtype=place.dtype)
         return LoadedModel(str(path), "encoder", embedder.model, embedder.tokenizer, folder.config, folder, embedder)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    if kind != "gguf" and _is_xpos(path):
+        from transformers import AutoTokenizer
 
-    if kind == "gguf":
-        from ..formats.gguf_file import gguf_config
+        from ..decoders.xpos import load_xpos_model
 
-        gguf_config(path)  # validates architecture and file before the slow load
-        where, extra = str(path.parent), {"gguf_file": path.name}
-    else:
-        where, extra = str(path), {}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(where, **extra)
-        if kind != "gguf" and _is_xpos(path):
-            from ..decoders.xpos import load_xpos_model
-
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
             model, hooks = load_xpos_model(path, place.dtype)
-            model.to(place.device)
-            return LoadedModel(str(path), "decoder", model, tokenizer, model.config.to_dict(), hooks=hooks)
-        model = AutoModelForCausalLM.from_pretrained(where, **place.load_kwargs(), **extra).eval()
-    except (OSError, ValueError) as exc:
-        raise CtxextError(f"transformers cannot load {path}: {str(exc).splitlines()[0]}") from None
+        except (OSError, ValueError) as exc:
+            raise CtxextError(f"transformers cannot load {path}: {str(exc).splitlines()[0]}") from None
+        model.to(place.device)
+        return LoadedModel(str(path), "decoder", model, tokenizer, model.config.to_dict(), hooks=hooks)
+    model, tokenizer = load_causal_lm(path, place)
     return LoadedModel(str(path), "decoder", model, tokenizer, model.config.to_dict())
 
 

@@ -218,7 +218,7 @@ def retrieval_grid(loaded, mode: str, lengths, text, subtasks, jsonl, count, lab
         if name not in RETRIEVAL_SUBTASKS:
             raise CtxextError(f"unknown retrieval task {name!r}{did_you_mean(name, RETRIEVAL_SUBTASKS)}")
     if ("needle" in subtasks or "chapters" in subtasks) and not text:
-        from ..encoders.embed import default_short_texts
+        from ..texts import default_short_texts
 
         text = " ".join(default_short_texts()) if "chapters" not in subtasks else None
         if text is None:

@@ -78,8 +78,8 @@ def evaluate(
     options = {"stride": stride, "max_tokens": max_tokens, "depths": depths or [0.1, 0.5, 0.9], "trials": trials}
     options["batch"] = (engine or {}).get("batch", 1)
     if backend == "vllm":
+        from ..texts import read_corpus
         from .backend_vllm import check_backend_input, vllm_measure
-        from .ppl import read_corpus
 
         check_backend_input(Path(model_path), task)
         if task == "ppl" and not data:
@@ -148,7 +148,7 @@ def _measure_here(task, loaded, lengths, to, data, options, subtasks, jsonl, cou
 
 
 def _data_text(data, task, loaded) -> str | None:
-    from .ppl import read_corpus
+    from ..texts import read_corpus
 
     if data:
         return read_corpus(data)
@@ -162,7 +162,8 @@ def _run_one(task, loaded, mode, label, lengths, text, ids, options: dict, retri
     jsonl, count)."""
     stride, depths, trials = options["stride"], options["depths"], options["trials"]
     if task == "ppl":
-        from .ppl import perplexity, scored_region, windows
+        from ..windows import scored_region, windows
+        from .ppl import perplexity
 
         stride = stride or min(lengths)
         first, last = scored_region(len(ids), lengths, stride)
@@ -191,7 +192,7 @@ def _run_one(task, loaded, mode, label, lengths, text, ids, options: dict, retri
 
 
 def _drift_texts(loaded, text) -> list[str]:
-    from ..encoders.embed import default_short_texts
+    from ..texts import default_short_texts
 
     return default_short_texts() if not text else [t for t in text.split("\n\n") if t.strip()][:64]
 

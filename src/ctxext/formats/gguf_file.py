@@ -182,8 +182,8 @@ class GgufRopeWriter:
 
     folder = False
 
-    def __init__(self, source: Path, plan, runtimes: tuple = ()):
-        self.source, self.plan, self.runtimes = Path(source), plan, runtimes
+    def __init__(self, source: Path, plan):
+        self.source, self.plan = Path(source), plan
         self.metadata, self.divisors = rope_metadata(plan.facts.family, plan)
 
     def write(self, staging: Path) -> None:
@@ -208,10 +208,6 @@ class GgufRopeWriter:
             "alignment": alignment,
             "rope_freqs": self.divisors is not None,
         }
-        if self.runtimes:
-            from ..runtimes.readback import check_gguf
-
-            readback["runtimes"] = {r: check_gguf(self.source, staging, self.plan, r) for r in self.runtimes}
         return readback
 
     def record(self, staging: Path, readback: dict | None) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import CtxextError
 from . import RUNTIMES, score_external
-from .conformance import score_transformers
+from .scoring import score_transformers
 
 TOLERANCE = 5e-3
 PROBE_BEYOND = 512  # probe tokens past the original window
@@ -21,7 +21,7 @@ PROBE_BEYOND = 512  # probe tokens past the original window
 
 def probe(tokenizer, plan) -> tuple[list[int], int]:
     """Token ids of the shipped short texts, repeated past the original window; the last 1024 are scored."""
-    from ..encoders.embed import default_short_texts
+    from ..texts import default_short_texts
 
     text = " ".join(default_short_texts())
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]

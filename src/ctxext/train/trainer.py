@@ -110,15 +110,15 @@ def train(
 
     from ..decoders.rope_in_memory import apply_rope_in_memory
     from ..decoders.rope_plan import plan_rope
-    from ..eval.ppl import read_corpus
     from ..formats.hf_folder import check_output, open_model_folder
     from ..pipeline import write_output
+    from ..texts import read_corpus
 
     out = Path(out)
     check_output(out, overwrite)
     folder = open_model_folder(model_path)
-    from ..api import input_kind
     from ..decoders.xpos import XPOS_MODEL_TYPE, load_xpos_model
+    from ..inputs import input_kind
 
     if train_length is not None and batch_size > 1 and (xpos or folder.config.get("model_type") == XPOS_MODEL_TYPE):
         raise CtxextError("xPos with --train-length scales by the first sequence's positions: use --batch-size 1")
@@ -198,7 +198,7 @@ class TrainedWriter:
         self.source, self.model, self.tokenizer, self.plan, self.xpos = Path(source), model, tokenizer, plan, xpos
 
     def write(self, staging: Path) -> None:
-        from ..decoders.extend_folder import write_rope_config
+        from ..extend.decoder_folder import write_rope_config
 
         self.model.save_pretrained(str(staging))
         self.tokenizer.save_pretrained(str(staging))
@@ -206,14 +206,14 @@ class TrainedWriter:
             write_rope_config(staging, self.plan)
 
     def read_back(self, staging: Path) -> dict | None:
-        from ..decoders.extend_folder import HfRopeWriter
+        from ..extend.decoder_folder import HfRopeWriter
 
         if self.plan is None or self.xpos:
             return None
         return HfRopeWriter(staging, self.plan).read_back(staging)
 
     def record(self, staging: Path, readback: dict | None) -> None:
-        from ..decoders.extend_folder import record_rope
+        from ..extend.decoder_folder import record_rope
 
         if self.plan is not None:
             record_rope(staging, self.plan, readback)

@@ -13,36 +13,11 @@ import math
 import tempfile
 from pathlib import Path
 
-import torch
-
-from ..errors import CtxextError, did_you_mean
-from . import RUNTIMES, score_external
+from .errors import CtxextError, did_you_mean
+from .runtimes import RUNTIMES, score_external
+from .runtimes.scoring import score_transformers
 
 log = logging.getLogger(__name__)
-
-
-def score_transformers(model, tokens: list[int], score_from: int) -> dict:
-    """Summed NLL of targets ``score_from..`` with plain transformers (float32, sdpa), loss in row chunks.
-    ``model`` is a folder, or a model already loaded (a GGUF with a plan applied in memory)."""
-    import time
-
-    from transformers import AutoModelForCausalLM
-
-    from ..eval.ppl import Window, window_nll
-
-    started = time.perf_counter()
-    if isinstance(model, str | Path):
-        model = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.float32, attn_implementation="sdpa")
-    ids = torch.tensor(tokens)
-    nll = window_nll(model.eval(), ids, Window(start=0, end=len(tokens) - 1, score_from=score_from))
-    total = float(nll.sum())
-    finite = bool(torch.isfinite(nll).all())
-    return {
-        "nll": total if finite else None,
-        "count": len(nll),
-        "finite": finite,
-        "seconds": time.perf_counter() - started,
-    }
 
 
 def check_runtimes(runtimes: list[str] | None) -> list[str]:
@@ -63,7 +38,7 @@ def _row(method: str, runtime: str, written: Path, result: dict) -> dict:
 
 
 def _write(source: Path, out: Path, to: int, method: str, fmt: str = "same") -> str | None:
-    from .. import api
+    from . import api
 
     try:
         api.extend(source, out, to, method, fmt=fmt)
@@ -83,13 +58,13 @@ def conform(
     kv_cache_gib: int = 4,
 ) -> list[dict]:
     """Rows of {method, runtime, file, ppl, nll, count, finite, seconds, vs_transformers | error}."""
-    from .. import api
+    from .inputs import input_kind
 
     runtimes = check_runtimes(runtimes)
     if not 0 < score_from < len(tokens):
         raise CtxextError(f"the first scored token ({score_from}) must lie inside the {len(tokens)} tokens")
     model = Path(model)
-    kind = api.input_kind(model)
+    kind = input_kind(model)
     if kind not in ("rope", "gguf"):
         raise CtxextError("conformance runs on RoPE decoders (a model folder or a .gguf file)")
     temp = tempfile.TemporaryDirectory(prefix="ctxext-conform-") if workdir is None else None
@@ -98,7 +73,7 @@ def conform(
     try:
         folder_source = model
         if kind == "gguf" and any(RUNTIMES[r].reads == "folder" for r in runtimes):
-            from ..formats.gguf_to_hf import gguf_to_hf_folder
+            from .formats.gguf_to_hf import gguf_to_hf_folder
 
             folder_source = work / "source"
             if not folder_source.exists():
@@ -152,13 +127,11 @@ def tokens_from_text(model: str | Path, data: list[str], count: int) -> list[int
     """The first ``count`` token ids of the texts, with the model's own tokenizer (a folder's, or a GGUF's)."""
     from transformers import AutoTokenizer
 
-    from .. import api
-    from ..eval.ppl import read_corpus
+    from .inputs import input_kind
+    from .texts import read_corpus
 
     model = Path(model)
-    where, extra = (
-        (str(model.parent), {"gguf_file": model.name}) if api.input_kind(model) == "gguf" else (str(model), {})
-    )
+    where, extra = (str(model.parent), {"gguf_file": model.name}) if input_kind(model) == "gguf" else (str(model), {})
     tokenizer = AutoTokenizer.from_pretrained(where, **extra)
     ids = tokenizer(read_corpus(data), add_special_tokens=False)["input_ids"]
     if len(ids) < count:
@@ -169,7 +142,7 @@ def tokens_from_text(model: str | Path, data: list[str], count: int) -> list[int
 def conform_text(model, to: int, methods, data, count=None, score_from=None, runtimes=None, workdir=None) -> dict:
     """``conform`` on the first tokens of text files: by default a window of ``to`` - 1 tokens (vLLM counts
     the one token it must generate against the window) scored from its middle. Returns the results record."""
-    from ..formats.provenance import versions
+    from .formats.provenance import versions
 
     count = count or to - 1
     tokens = tokens_from_text(model, data, count)

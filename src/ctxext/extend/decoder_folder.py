@@ -11,11 +11,11 @@ import importlib
 import logging
 from pathlib import Path
 
+from ..decoders.rope_plan import RopePlan, plan_rope, rope_config
 from ..errors import CtxextError
 from ..formats.hf_folder import copy_tree, open_model_folder, read_json, write_json
 from ..formats.provenance import append_card_section, write_provenance
 from ..pipeline import write_output
-from .rope_plan import RopePlan, plan_rope, rope_config
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ def extend_decoder_folder(
 def tuned(plan: RopePlan, model: Path, tune: dict | None, out, overwrite: bool) -> RopePlan:
     if not tune:
         return plan
+    from ..decoders.rope_search import tune_plan
     from ..formats.hf_folder import check_output
-    from .rope_search import tune_plan
 
     check_output(Path(out), overwrite)  # before minutes of search, not after
     return tune_plan(plan, model, **tune)

@@ -78,8 +78,8 @@ class SpanPairs:
 def chunk_means(sentence_transformer, documents: list[str], window: int, to: int) -> torch.Tensor:
     """``ctxext eval``'s ``chunk`` baseline of each document (pieces that fit ``window``, unit vectors mean-
     pooled) from the model in training: the distillation target, a constant in the loss."""
+    from ..encoders.embed import Embedder
     from ..eval.doc_embedding import embed_documents
-    from .embed import Embedder
 
     return embed_documents(Embedder.around(sentence_transformer), documents, "chunk", to, window).clone()
 
@@ -149,12 +149,12 @@ def train_encoder(
     folder through the encoder pipeline (read back: short inputs bit-identical, only new rows changed)."""
     from sentence_transformers import SentenceTransformer
 
-    from ..eval.ppl import read_corpus
+    from ..encoders.table_apply import apply_in_memory, table_module
+    from ..encoders.table_plan import plan_table
+    from ..extend.encoder_folder import TrainedTableWriter
     from ..formats.hf_folder import check_output, open_model_folder
     from ..pipeline import write_output
-    from .extend import TrainedTableWriter
-    from .table_apply import apply_in_memory, table_module
-    from .table_plan import plan_table
+    from ..texts import read_corpus
 
     out = Path(out)
     check_output(out, overwrite)

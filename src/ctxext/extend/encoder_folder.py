@@ -11,13 +11,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..encoders.embed import Embedder, drift, long_text
+from ..encoders.table_apply import extended_in_memory, write_files
+from ..encoders.table_plan import TablePlan, plan_table
 from ..errors import CtxextError
 from ..formats.hf_folder import ModelFolder, open_model_folder
 from ..formats.provenance import append_card_section, write_provenance
 from ..pipeline import write_output
-from .embed import Embedder, default_short_texts, drift, long_text
-from .table_apply import extended_in_memory, write_files
-from .table_plan import TablePlan, plan_table
+from ..texts import default_short_texts
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,34 @@
+"""What a model path holds, which decides what every verb does with it; and the families no method covers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import CtxextError
+from .families import FAMILIES, family_of
+from .formats.hf_folder import open_model_folder
+
+
+def input_kind(path: str | Path) -> str:
+    path = Path(path)
+    if path.suffix.lower() == ".gguf":
+        return "gguf"
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return "yaml"
+    folder = open_model_folder(path)
+    family = FAMILIES.get(folder.config.get("model_type", ""))
+    if family is not None and family.kind != "learned":
+        return family.kind
+    if family is None and ("rope_theta" in folder.config or "rope_parameters" in folder.config):
+        return "rope"
+    return "learned"
+
+
+def given_options(options: dict) -> dict:
+    """Options the user actually set (None and False mean 'not given'; 0 is a value: --offset 0)."""
+    return {key: value for key, value in options.items() if value is not None and value is not False}
+
+
+def refuse_family(model) -> None:
+    family = family_of(open_model_folder(model).config)
+    raise CtxextError(f"{model} is a {family.name} model: {family.advice}")
