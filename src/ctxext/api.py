@@ -14,6 +14,7 @@ from .errors import CtxextError
 from .extend.gguf import extend_gguf
 from .extend.summary import Report, readback_notes, runtime_notes, search_notes
 from .extend.yaml import extend_yaml
+from .formats.hf_folder import open_model_folder, remote_code
 from .inputs import given_options, input_kind, refuse_family  # noqa: F401  (input_kind: part of the API)
 
 DEFAULT_LEARNED_METHOD = "tile"  # chosen from BENCHMARKS.md (encoder levers)
@@ -45,6 +46,7 @@ def extend(
     texts=None,
     original=None,
     tune: dict | None = None,
+    base_class: bool = False,
     **table_options,
 ) -> Report:
     """Extend whatever ``model`` is and write ``out``; see the module docstring for the dispatch.
@@ -53,7 +55,10 @@ def extend(
     offset, keep_cls, keep_first, from_window)."""
     if fmt not in FORMATS:
         raise CtxextError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
-    kind = input_kind(model)
+    kind = input_kind(model, base_class)
+    if base_class and kind not in ("learned", "rope"):
+        raise CtxextError("--base-class applies to model folders that map to code of their own")
+    dropped = tuple(remote_code(open_model_folder(model))) if base_class else ()
     if kind in ("relative", "alibi"):
         refuse_family(model)
     if runtimes and not check:
@@ -69,6 +74,10 @@ def extend(
 
         if fmt == "gguf":
             raise CtxextError("a learned-table encoder is written as a folder; GGUF output is for RoPE decoders")
+        if dtype:
+            raise CtxextError("--dtype applies to a GGUF converted to a folder; an encoder keeps its own dtype")
+        if original:
+            raise CtxextError("--original is a RoPE decoder's trained context; an encoder's is its table's length")
         plan, result = extend_encoder(
             model,
             out,
@@ -77,6 +86,7 @@ def extend(
             overwrite=overwrite,
             check=check,
             texts=texts,
+            dropped=dropped,
             **given_options(table_options),
         )
         notes = []
@@ -95,7 +105,16 @@ def extend(
         if dtype:
             raise CtxextError("--dtype applies to a GGUF converted to a folder; a folder keeps its own dtype")
         plan, readback = extend_decoder_folder(
-            model, out, to, method, original=original, overwrite=overwrite, check=check, runtimes=runtimes, tune=tune
+            model,
+            out,
+            to,
+            method,
+            original=original,
+            overwrite=overwrite,
+            check=check,
+            runtimes=runtimes,
+            tune=tune,
+            dropped=dropped,
         )
         return Report(plan.describe(), search_notes(plan) + readback_notes(readback) + runtime_notes(plan, "folder"))
     if kind == "gguf":

@@ -58,9 +58,17 @@ def conform(
     kv_cache_gib: int = 4,
 ) -> list[dict]:
     """Rows of {method, runtime, file, ppl, nll, count, finite, seconds, vs_transformers | error}."""
+    from .decoders.rope_plan import check_rope_method
     from .inputs import input_kind
 
     runtimes = check_runtimes(runtimes)
+    if not methods:
+        raise CtxextError("give at least one method to score")
+    for method in methods:
+        if method != "none":
+            check_rope_method(method)
+    if workdir is not None and Path(workdir).is_dir() and any(Path(workdir).iterdir()):
+        raise CtxextError(f"{workdir} already holds files; --keep needs a new or empty folder")
     if not 0 < score_from < len(tokens):
         raise CtxextError(f"the first scored token ({score_from}) must lie inside the {len(tokens)} tokens")
     model = Path(model)

@@ -6,16 +6,25 @@ from pathlib import Path
 
 from .errors import CtxextError
 from .families import FAMILIES, family_of
-from .formats.hf_folder import open_model_folder
+from .formats.hf_folder import open_model_folder, remote_code
 
 
-def input_kind(path: str | Path) -> str:
+def input_kind(path: str | Path, base_class: bool = False) -> str:
+    """gguf, yaml, or a folder's position kind (learned, rope, relative, alibi). A folder that maps to code of its
+    own is refused unless ``base_class``: ctxext then treats it as the transformers class its model type names."""
     path = Path(path)
     if path.suffix.lower() == ".gguf":
         return "gguf"
     if path.suffix.lower() in (".yaml", ".yml"):
         return "yaml"
     folder = open_model_folder(path)
+    code = remote_code(folder)
+    if code and not base_class:
+        raise CtxextError(
+            f"{path} maps to code of its own ({', '.join(code)}), which ctxext never runs; "
+            f"`ctxext extend --base-class` extends transformers' {folder.config.get('model_type')} class instead "
+            "and leaves that code out"
+        )
     family = FAMILIES.get(folder.config.get("model_type", ""))
     if family is not None and family.kind != "learned":
         return family.kind

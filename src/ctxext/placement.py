@@ -107,4 +107,10 @@ def _budget(text: str) -> dict:
             raise CtxextError(f"--max-memory {text}: write DEVICE=SIZE pairs, e.g. 0=70GiB,cpu=100GiB")
         name = name.strip()
         budget[int(name) if name.isdigit() else name] = int(size) if size.strip().isdigit() else size.strip()
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for name in budget:
+        if isinstance(name, int) and name >= gpus:
+            raise CtxextError(f"--max-memory {text}: this machine has no GPU {name} ({gpus} GPUs)")
+        if not isinstance(name, int) and name not in ("cpu", "disk", "mps"):
+            raise CtxextError(f"--max-memory {text}: {name!r} is no device (GPU numbers, cpu, disk or mps)")
     return budget

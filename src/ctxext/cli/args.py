@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from ..errors import CtxextError
 
@@ -28,6 +29,32 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, not {value}")
     return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, not {text}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return value
+
+
+def name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a name, not an empty string")
+    return text.strip()
 
 
 def fraction(text: str) -> float:
@@ -86,7 +113,7 @@ def build_parser() -> Parser:
     extend = verbs.add_parser("extend", help="write a model with a longer context")
     extend.add_argument("model", help="model folder, .gguf file or NeMo / Cerebras .yaml config")
     extend.add_argument("--to", help="target length in tokens")
-    extend.add_argument("--method", help=METHOD_HELP)
+    extend.add_argument("--method", type=name, help=METHOD_HELP)
     extend.add_argument("-o", "--output", required=True, help="output (must not exist unless --overwrite)")
     extend.add_argument(
         "--format",
@@ -99,6 +126,12 @@ def build_parser() -> Parser:
     )
     extend.add_argument("--overwrite", action="store_true", help="replace an existing output")
     extend.add_argument("--no-check", action="store_true", help="skip loading the output to verify it")
+    extend.add_argument(
+        "--base-class",
+        action="store_true",
+        help="extend a folder that maps to code of its own (auto_map, *.py) as transformers' class for its model "
+        "type; the code and auto_map are left out of the output and ctxext.json says so",
+    )
     extend.add_argument(
         "--check-runtime",
         help="also read the output back in these runtimes (comma-separated: vllm for folders, llama.cpp for GGUF; "
@@ -172,7 +205,9 @@ def build_parser() -> Parser:
     training.add_argument(
         "--max-steps", type=positive_int, help="optimizer steps (decoders 200, the PI paper: 200-1000; encoders 40)"
     )
-    training.add_argument("--learning-rate", type=float, help="decoders 2e-5; encoders 2e-3 (the new rows only)")
+    training.add_argument(
+        "--learning-rate", type=positive_float, help="decoders 2e-5; encoders 2e-3 (the new rows only)"
+    )
     training.add_argument(
         "--batch-size", type=positive_int, help="decoders 1; encoders 8 (documents contrasted in a batch)"
     )
@@ -195,7 +230,7 @@ def build_parser() -> Parser:
     )
     training.add_argument(
         "--distill",
-        type=float,
+        type=finite_float,
         help="encoders: weight of the pull towards the original model's chunk-and-mean embedding (default 0)",
     )
     training.add_argument("--save-steps", type=positive_int, help="checkpoint every N steps (beside the output)")

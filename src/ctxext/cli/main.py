@@ -134,6 +134,7 @@ def cmd_extend(args) -> None:
         overwrite=args.overwrite,
         check=not args.no_check,
         tune={"text": args.tune, "evaluations": args.tune_evals} if args.tune else None,
+        base_class=args.base_class,
         **_options(args),
     )
     print_report(report)
@@ -145,11 +146,13 @@ def cmd_eval(args) -> None:
     from pathlib import Path
 
     from ..eval.backend_vllm import VLLM_DTYPES
-    from ..eval.report import markdown, plot
+    from ..eval.report import check_plot_path, markdown, plot
     from ..eval.run import evaluate, write_results
     from ..formats.staging import check_output
     from ..placement import placement
 
+    if args.plot:
+        check_plot_path(args.plot)
     resume = None
     if args.resume and Path(args.output).is_file():
         from ..eval.report import load_results
@@ -264,9 +267,10 @@ def cmd_conform(args) -> None:
 def cmd_plot(args) -> None:
     from pathlib import Path
 
-    from ..eval.report import load_results, plot
+    from ..eval.report import check_plot_path, load_results, plot
     from ..formats.staging import check_output
 
+    check_plot_path(args.output)
     check_output(Path(args.output), args.overwrite)
     print(f"wrote {plot(load_results(args.results), args.output)}")
 

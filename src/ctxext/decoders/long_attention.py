@@ -137,10 +137,17 @@ def choose(method: str, context: int, target: int, **given) -> SelfExtend | Dual
                 f"{scheme.largest_distance(target)} at {target} tokens, beyond the model's context {context}"
             )
         return scheme
-    group = 2
-    while SelfExtend(window, group).largest_distance(target) >= context:
-        group += 1
-    return SelfExtend(window, group)
+    return SelfExtend(window, smallest_group(window, context, target))
+
+
+def smallest_group(window: int, context: int, target: int) -> int:
+    """The smallest G >= 2 with (L - 1) // G + W - W // G < c, in at most W steps: every G > W has W // G = 0, and
+    there the condition is (L - 1) // G <= c - W - 1, first true at G = (L - 1) // (c - W) + 1."""
+    beyond = max(window + 1, (target - 1) // (context - window) + 1)
+    for group in range(2, min(window, beyond - 1) + 1):
+        if SelfExtend(window, group).largest_distance(target) < context:
+            return group
+    return max(2, beyond)
 
 
 def parameters_of(labels: list[str], context: int, target: int) -> dict[str, dict]:

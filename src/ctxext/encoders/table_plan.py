@@ -144,7 +144,7 @@ def _check_memory(rows: int, width: int) -> None:
         )
 
 
-def _check_method(method: str) -> None:
+def check_table_method(method: str) -> None:
     if method in APE_METHODS:
         return
     if method in ROPE_REGISTRY:
@@ -168,7 +168,7 @@ def plan_table(
     from_window: int | str | None = None,
 ) -> TablePlan:
     """Check the request against the folder and return the plan; raises CtxextError on bad input."""
-    _check_method(method)
+    check_table_method(method)
     family = family_of(folder.config, table_path)
     if family.kind != "learned":
         raise CtxextError(f"{folder.root} is a {family.name} model: {family.advice}")
@@ -176,6 +176,9 @@ def plan_table(
     table = folder.read_tensor(key)
     if table.ndim != 2:
         raise CtxextError(f"{key} has shape {tuple(table.shape)}, not (positions, width)")
+    if not table.isfinite().all():
+        bad = int((~table.isfinite()).any(dim=-1).sum())
+        raise CtxextError(f"{key} holds non-finite values in {bad} of its {table.shape[0]} rows")
     rows = table.shape[0]
     _check_width(folder.config, key, table.shape[1])
     detected = table_offset(family, folder.config)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CtxextError
+from ..formats.hf_folder import open_model_folder
 from ..loading import load_causal_lm
 from ..placement import Placement
 
@@ -91,11 +92,12 @@ def load_model(path: str | Path, place: Placement | None = None) -> LoadedModel:
         raise CtxextError("a YAML config has no weights to evaluate")
     if kind in ("relative", "alibi"):
         refuse_family(path)
+    folder = None if kind == "gguf" else open_model_folder(path)
+    if folder is not None:
+        folder.check_weights()
     if kind == "learned":
         from ..encoders.embed import Embedder
-        from ..formats.hf_folder import open_model_folder
 
-        folder = open_model_folder(path)
         if folder.config.get("model_type") == "gpt2":
             raise CtxextError(
                 "GPT-2-style decoders with learned tables are not evaluated yet; extend them and use your own harness"
@@ -170,6 +172,26 @@ def variant(loaded: LoadedModel, label: str, to: int | None) -> Iterator[str]:
     flags = [flag for flag in flags if flag not in ("logn", "late")]
     with table_variant(loaded, method, to, **variant_options(flags)), log_n_scaling(loaded, logn):
         yield "late" if late else "extended"
+
+
+def check_label(kind: str, label: str) -> None:
+    """Refuse, before anything is measured, a method label that :func:`variant` would refuse when its turn came."""
+    if label in ("native", "none") or (kind == "encoder" and label in (*ENCODER_BASELINES, "native+late", "late")):
+        return
+    if kind == "decoder":
+        from ..decoders.attention_labels import is_attention_label, parse_label
+        from ..decoders.rope_plan import check_rope_method
+
+        if is_attention_label(label):
+            parse_label(label)
+        else:
+            check_rope_method(label)
+        return
+    from ..encoders.table_plan import check_table_method
+
+    method, *flags = label.split("+")
+    check_table_method(method)
+    variant_options([flag for flag in flags if flag not in ("logn", "late")])
 
 
 QUERY_NAMES = (".query", ".q_lin", ".q")

@@ -6,18 +6,68 @@ import json
 from pathlib import Path
 
 from ..errors import CtxextError
+from ..values import is_rate, is_whole
 
 MAIN_METRIC = {"ppl": "ppl", "passkey": "accuracy"}
 
 
 def load_results(path: str | Path) -> dict:
+    """A results file, its shape checked (:func:`check_results`) so that plotting or resuming it cannot fail later."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CtxextError(f"cannot read results {path}: {exc}") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CtxextError(f"cannot read results {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict) or "results" not in data:
         raise CtxextError(f"{path} is not a ctxext results file (no 'results')")
+    check_results(data, path)
     return data
+
+
+def check_results(data: dict, path: str | Path) -> None:
+    """Raise one CtxextError naming the first field that is not what ``markdown`` and ``plot`` read:
+    ``results[task][method][length][metric]``, lengths in tokens for ppl and passkey, their main metric a number."""
+
+    def wrong(field: str, why: str):
+        raise CtxextError(f"{path}: {field} {why}")
+
+    results = data["results"]
+    if not isinstance(results, dict) or not results:
+        wrong("results", "must be an object of tasks")
+    original = data.get("original_context")
+    if original is not None and not (is_whole(original) and original > 0):
+        wrong("original_context", f"must be a positive whole number, not {original!r}")
+    if not isinstance(data.get("model", ""), str):
+        wrong("model", "must be a path")
+    for task, by_method in results.items():
+        if not isinstance(by_method, dict) or not by_method:
+            wrong(f"results.{task}", "must be an object of methods")
+        for method, rows in by_method.items():
+            if not isinstance(rows, dict) or not rows:
+                wrong(f"results.{task}.{method}", "must be an object of lengths")
+            for length, metrics in rows.items():
+                field = f"results.{task}.{method}.{length}"
+                if task in MAIN_METRIC and not (length.isdigit() and int(length) > 0):
+                    wrong(field, "must be named by a length in tokens")
+                if not isinstance(metrics, dict):
+                    wrong(field, "must be an object of metrics")
+                _check_metrics(task, metrics, field, wrong)
+
+
+def _check_metrics(task: str, metrics: dict, field: str, wrong) -> None:
+    main = MAIN_METRIC.get(task)
+    if main is None:
+        return
+    value = metrics.get(main)
+    if not (isinstance(value, int | float) and not isinstance(value, bool)) or value <= 0 and task == "ppl":
+        wrong(f"{field}.{main}", f"must be a {'positive ' if task == 'ppl' else ''}number, not {value!r}")
+    if task == "passkey":
+        if not 0 <= value <= 1:
+            wrong(f"{field}.accuracy", f"must lie between 0 and 1, not {value!r}")
+        depths, trials = metrics.get("depths"), metrics.get("trials")
+        if not isinstance(depths, dict) or not all(is_rate(v) for v in depths.values()):
+            wrong(f"{field}.depths", "must map depths to accuracies")
+        if not is_whole(trials):
+            wrong(f"{field}.trials", f"must be a whole number, not {trials!r}")
 
 
 def _metrics(task: str, rows: dict) -> list[str]:
@@ -59,6 +109,16 @@ def _as_int(value):
 
 def _length_key(value: str):
     return (0, int(value)) if str(value).isdigit() else (1, str(value))
+
+
+def check_plot_path(path: str | Path) -> None:
+    """Refuse, before any work, a plot name whose format matplotlib cannot write."""
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise CtxextError(f"cannot write a plot named {Path(path).name}: end it in .png, .svg or .pdf")
 
 
 def plot(results: dict, path: str | Path) -> Path:

@@ -16,7 +16,7 @@ from ..decoders.long_attention import parameters_of
 from ..errors import CtxextError, did_you_mean
 from ..formats.provenance import versions
 from ..placement import Placement
-from .models import LoadedModel, load_model, variant
+from .models import LoadedModel, check_label, load_model, variant
 from .processes import gathered, is_main, my_share
 from .results_file import resumable, write_results  # noqa: F401  (write_results: part of this module's API)
 
@@ -85,6 +85,8 @@ def evaluate(
         if task == "ppl" and not data:
             raise CtxextError("task 'ppl' needs text: pass --data FILE [FILE ...]")
         methods, to = methods or ["native"], to or max(lengths)
+        for label in methods:
+            check_label("decoder", label)
         text = read_corpus(data) if data else None
         measure, context = vllm_measure(Path(model_path), task, lengths, to, text, options, engine or {})
         kind = "decoder"
@@ -92,6 +94,8 @@ def evaluate(
         loaded = load_model(model_path, place)
         _check(task, loaded)
         methods = methods or (["native"] if loaded.kind == "decoder" else ["truncate", "chunk"])
+        for label in methods:
+            check_label(loaded.kind, label)
         _check_lengths(loaded, lengths, methods)
         to = to or max(lengths)
         measure = _measure_here(task, loaded, lengths, to, data, options, subtasks, jsonl, count)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..decoders.rope_plan import RopePlan, plan_rope, rope_config
 from ..errors import CtxextError
-from ..formats.hf_folder import copy_tree, open_model_folder, read_json, write_json
+from ..formats.hf_folder import copy_tree, drop_remote_code, open_model_folder, read_json, write_json
 from ..formats.provenance import append_card_section, write_provenance
 from ..pipeline import write_output
 
@@ -59,9 +59,12 @@ class HfRopeWriter:
 
     folder = True
 
-    def __init__(self, source: Path, plan: RopePlan, from_gguf=False, dtype="float32", runtimes: tuple = ()):
+    def __init__(
+        self, source: Path, plan: RopePlan, from_gguf=False, dtype="float32", runtimes: tuple = (), dropped=()
+    ):
         self.source, self.plan, self.from_gguf, self.dtype = Path(source), plan, from_gguf, dtype
         self.runtimes = runtimes  # also read back in these runtimes (vllm): ctxext.runtimes.readback
+        self.dropped = dropped  # the source's own code, left out (--base-class)
 
     def write(self, staging: Path) -> None:
         if self.from_gguf:
@@ -71,6 +74,8 @@ class HfRopeWriter:
         else:
             copy_tree(self.source, staging, skip=set())
         write_rope_config(staging, self.plan)
+        if self.dropped:
+            drop_remote_code(staging)
 
     def read_back(self, staging: Path) -> dict:
         readback = transformers_readback(staging, self.plan)
@@ -83,7 +88,7 @@ class HfRopeWriter:
         return readback
 
     def record(self, staging: Path, readback: dict | None) -> None:
-        record_rope(staging, self.plan, readback)
+        record_rope(staging, self.plan, readback, self.dropped)
 
 
 def extend_decoder_folder(
@@ -97,12 +102,14 @@ def extend_decoder_folder(
     check: bool = True,
     runtimes: tuple = (),
     tune: dict | None = None,
+    dropped: tuple = (),
 ) -> tuple[RopePlan, dict | None]:
     """Write ``out``: the folder copied, config.json rewritten, the tokenizer's length raised. ``tune``
     ({"text": path, "evaluations": n}) searches longrope's divisors first (:mod:`ctxext.decoders.rope_search`)."""
     folder = open_model_folder(model)
     plan = tuned(plan_rope(folder.config, str(folder.root), to, method, original), folder.root, tune, out, overwrite)
-    return plan, write_output(HfRopeWriter(folder.root, plan, runtimes=runtimes), out, overwrite, check)
+    writer = HfRopeWriter(folder.root, plan, runtimes=runtimes, dropped=dropped)
+    return plan, write_output(writer, out, overwrite, check)
 
 
 def tuned(plan: RopePlan, model: Path, tune: dict | None, out, overwrite: bool) -> RopePlan:
@@ -122,7 +129,7 @@ def write_rope_config(staging: Path, plan: RopePlan) -> None:
         write_json(tokenizer_config, {**read_json(tokenizer_config), "model_max_length": plan.target})
 
 
-def record_rope(folder: Path, plan: RopePlan, readback: dict | None) -> None:
+def record_rope(folder: Path, plan: RopePlan, readback: dict | None, dropped: tuple = ()) -> None:
     write_provenance(
         folder,
         {
@@ -138,6 +145,7 @@ def record_rope(folder: Path, plan: RopePlan, readback: dict | None) -> None:
             "runtimes": plan.spec.runtimes,
             "readback": readback,
             **({"search": plan.search} if plan.search else {}),
+            **({"remote_code_dropped": list(dropped)} if dropped else {}),
         },
     )
     lines = [

@@ -8,6 +8,7 @@ short-text embeddings moved from the original model's (the cost every short inpu
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from ..encoders.embed import Embedder, drift, long_text
 from ..encoders.table_apply import extended_in_memory, write_files
 from ..encoders.table_plan import TablePlan, plan_table
 from ..errors import CtxextError
-from ..formats.hf_folder import ModelFolder, open_model_folder
+from ..formats.hf_folder import ModelFolder, drop_remote_code, open_model_folder
 from ..formats.provenance import append_card_section, write_provenance
 from ..pipeline import write_output
 from ..texts import default_short_texts
@@ -50,7 +51,12 @@ def verify(original: Embedder, extended: Embedder, plan: TablePlan, texts: list[
         ok = bool(vector.isfinite().all())
     except (RuntimeError, IndexError) as exc:
         raise CtxextError(f"the extended model failed on a {count}-token input: {exc}") from None
-    return Verification(count, ok, drift(before, after))
+    if not ok:
+        raise CtxextError(f"the extended model gives a non-finite embedding of a {count}-token input")
+    moved = drift(before, after)
+    if not all(math.isfinite(value) for value in moved.values()):
+        raise CtxextError(f"the extended model gives non-finite embeddings of short texts (drift {moved})")
+    return Verification(count, ok, moved)
 
 
 def extend_encoder(
@@ -62,6 +68,7 @@ def extend_encoder(
     overwrite: bool = False,
     check: bool = True,
     texts: list[str] | None = None,
+    dropped: tuple = (),
     **plan_options,
 ) -> tuple[TablePlan, Verification | None]:
     """Write an extended copy of an encoder folder to ``out``; nothing is left at ``out`` on failure.
@@ -70,7 +77,7 @@ def extend_encoder(
     keep_first, from_window)."""
     folder = open_model_folder(model)
     plan = plan_table(folder, to, method, **plan_options)
-    writer = TableWriter(folder, plan, texts or default_short_texts())
+    writer = TableWriter(folder, plan, texts or default_short_texts(), dropped)
     return plan, write_output(writer, out, overwrite, check)
 
 
@@ -80,18 +87,20 @@ class TableWriter:
 
     folder = True
 
-    def __init__(self, folder: ModelFolder, plan: TablePlan, texts: list[str]):
+    def __init__(self, folder: ModelFolder, plan: TablePlan, texts: list[str], dropped: tuple = ()):
         self.model_folder, self.plan, self.texts = folder, plan, texts
-        self.source = folder.root
+        self.source, self.dropped = folder.root, dropped  # dropped: the source's own code, left out (--base-class)
 
     def write(self, staging: Path) -> None:
         write_files(self.model_folder, self.plan, staging)
+        if self.dropped:
+            drop_remote_code(staging)
 
     def read_back(self, staging: Path) -> Verification:
         return verify(Embedder(self.source), Embedder(staging), self.plan, self.texts)
 
     def record(self, staging: Path, readback: Verification | None) -> None:
-        _record(staging, self.plan, readback)
+        _record(staging, self.plan, readback, self.dropped)
 
 
 class TrainedTableWriter(TableWriter):
@@ -142,11 +151,9 @@ class TrainedTableWriter(TableWriter):
         )
 
 
-def _record(folder: Path, plan: TablePlan, result: Verification | None) -> None:
-    write_provenance(
-        folder,
-        {"kind": "learned-table", "plan": plan.provenance(), "verification": result.as_dict() if result else None},
-    )
+def _record(folder: Path, plan: TablePlan, result: Verification | None, dropped: tuple = ()) -> None:
+    record = {"kind": "learned-table", "plan": plan.provenance(), "verification": result.as_dict() if result else None}
+    write_provenance(folder, {**record, **({"remote_code_dropped": list(dropped)} if dropped else {})})
     lines = [
         f"This model's learned position table was extended by ctxext from {plan.positions} to "
         f"{plan.target} positions with no training (method `{plan.method}`"

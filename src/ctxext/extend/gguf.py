@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..decoders.rope_plan import plan_rope
 from ..errors import CtxextError
-from ..formats.gguf_file import GgufRopeWriter, gguf_config
+from ..formats.gguf_file import UINT32_MAX, GgufRopeWriter, gguf_config
 from ..pipeline import write_output
 from .decoder_folder import HfRopeWriter, tuned
 from .summary import Report, readback_notes, runtime_notes, runtime_readback_notes, search_notes
@@ -31,7 +31,10 @@ class GgufRuntimeWriter(GgufRopeWriter):
 
 def extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, check, dtype, runtimes=(), tune=None):
     config = gguf_config(path)
-    plan = tuned(plan_rope(config, str(path), to, method, original), path, tune, out, overwrite)
+    plan = plan_rope(config, str(path), to, method, original)
+    if fmt != "hf" and plan.target > UINT32_MAX:
+        raise CtxextError(f"a GGUF stores lengths as 32-bit unsigned integers: --to at most {UINT32_MAX}")
+    plan = tuned(plan, path, tune, out, overwrite)
     if fmt == "hf":
         writer = HfRopeWriter(path, plan, from_gguf=True, dtype=dtype or "float32", runtimes=runtimes)
         readback = write_output(writer, out, overwrite, check)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CtxextError
+from ..values import positive_rate, positive_whole
 
 # Architectures whose llama.cpp graph applies plain (NeoX or normal) RoPE with the scaling keys above.
 GGUF_ARCHITECTURES = (
@@ -33,6 +34,7 @@ GGUF_ARCHITECTURES = (
 )
 PER_LAYER_ROPE = ("gemma2", "gemma3", "gemma3n", "cohere2")
 ROPE_FREQS = "rope_freqs.weight"
+UINT32_MAX = 2**32 - 1  # llama.cpp stores lengths as uint32
 
 
 def _reader(path: Path):
@@ -80,18 +82,26 @@ def gguf_config(path: str | Path) -> dict:
     width = _value(reader, f"{arch}.embedding_length")
     if context is None or not (rotary or (heads and width)):
         raise CtxextError(f"{path} lacks {arch}.context_length or the rotary dimension")
+    for key, value in (("context_length", context), ("rope.dimension_count", rotary)):
+        if value is not None:
+            positive_whole(value, f"{path}: {arch}.{key}", UINT32_MAX)
+    if not rotary:
+        positive_whole(heads, f"{path}: {arch}.attention.head_count")
+        positive_whole(width, f"{path}: {arch}.embedding_length")
     config = {
         "model_type": arch,
         "max_position_embeddings": int(context),
         "head_dim": int(rotary or width // heads),
-        "rope_theta": float(_value(reader, f"{arch}.rope.freq_base", 10000.0)),
+        "rope_theta": float(positive_rate(_value(reader, f"{arch}.rope.freq_base", 10000.0), f"{path}: freq_base")),
     }
     scaling = _value(reader, f"{arch}.rope.scaling.type", "none")
     if scaling != "none":
-        config["rope_scaling"] = {"rope_type": scaling, "factor": _value(reader, f"{arch}.rope.scaling.factor")}
+        factor = positive_rate(_value(reader, f"{arch}.rope.scaling.factor"), f"{path}: {arch}.rope.scaling.factor")
+        config["rope_scaling"] = {"rope_type": scaling, "factor": factor}
         original = _value(reader, f"{arch}.rope.scaling.original_context_length")
         if original:
-            config["rope_scaling"]["original_max_position_embeddings"] = int(original)
+            where = f"{path}: {arch}.rope.scaling.original_context_length"
+            config["rope_scaling"]["original_max_position_embeddings"] = positive_whole(original, where, UINT32_MAX)
     if any(t.name == ROPE_FREQS for t in reader.tensors):
         raise CtxextError(
             f"{path} already carries per-pair {ROPE_FREQS} factors (llama3-style scaling); "

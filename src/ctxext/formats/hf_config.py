@@ -5,10 +5,10 @@ instead of a traceback deep in a load."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from ..errors import CtxextError
+from ..values import is_rate, positive_rate, positive_whole
 
 POSITIVE_WHOLE = (
     "max_position_embeddings",
@@ -32,27 +32,17 @@ FRACTIONS = ("partial_rotary_factor", "rotary_pct")  # (0, 1]
 SCALING_KEYS = ("rope_scaling", "rope_parameters")
 
 
-def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _rate(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def check_config(config: dict, path: Path) -> None:
     """Raise one CtxextError naming the first field of ``config`` (read from ``path``) that cannot be right."""
     for key in POSITIVE_WHOLE:
-        value = config.get(key)
-        if value is not None and not (_whole(value) and value > 0):
-            raise CtxextError(f"{path}: {key} must be a positive whole number, not {value!r}")
+        if config.get(key) is not None:
+            positive_whole(config[key], f"{path}: {key}")
     for key in POSITIVE_RATES:
-        value = config.get(key)
-        if value is not None and not (_rate(value) and value > 0):
-            raise CtxextError(f"{path}: {key} must be a positive finite number, not {value!r}")
+        if config.get(key) is not None:
+            positive_rate(config[key], f"{path}: {key}")
     for key in FRACTIONS:
         value = config.get(key)
-        if value is not None and not (_rate(value) and 0 < value <= 1):
+        if value is not None and not (is_rate(value) and 0 < value <= 1):
             raise CtxextError(f"{path}: {key} must be a fraction in (0, 1], not {value!r}")
     hidden, heads = config.get("hidden_size"), config.get("num_attention_heads")
     if hidden and heads and config.get("head_dim") is None and hidden % heads:
@@ -69,12 +59,10 @@ def _check_scaling(scaling, where: str) -> None:
         raise CtxextError(f"{where} must be a JSON object, not {scaling!r}")
     entries = scaling.values() if all(isinstance(v, dict) for v in scaling.values()) and scaling else [scaling]
     for entry in entries:  # one entry, or one per layer type (Gemma 3)
-        factor = entry.get("factor")
-        if factor is not None and not (_rate(factor) and factor > 0):
-            raise CtxextError(f"{where}: factor must be a positive finite number, not {factor!r}")
-        original = entry.get("original_max_position_embeddings")
-        if original is not None and not (_whole(original) and original > 0):
-            raise CtxextError(f"{where}: original_max_position_embeddings must be a positive whole number")
+        if entry.get("factor") is not None:
+            positive_rate(entry["factor"], f"{where}: factor")
+        if entry.get("original_max_position_embeddings") is not None:
+            positive_whole(entry["original_max_position_embeddings"], f"{where}: original_max_position_embeddings")
 
 
 def _check_with_transformers(config: dict, path: Path) -> None:

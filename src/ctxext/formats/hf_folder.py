@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import CtxextError
+from .hf_config import check_config
 from .staging import atomic_output, check_output  # noqa: F401  (re-exported for the writers)
 
 SAFETENSORS = "model.safetensors"
@@ -60,6 +62,12 @@ class ModelFolder:
     def weight_files(self) -> dict[str, Path]:
         """Tensor name -> the file that holds it (read from headers only)."""
         return _index_weights(self.transformer_dir)
+
+    def check_weights(self) -> None:
+        """Read every weights file's tensor names (a .bin whole), so that a pickle or a corrupt file is refused in
+        one line before any library loads it."""
+        if not self.weight_files:
+            raise CtxextError(f"{self.transformer_dir} holds no tensors")
 
     @property
     def is_sentence_transformer(self) -> bool:
@@ -106,17 +114,27 @@ def load_weight_file(path: Path, keys_only: bool = False):
             with safe_open(str(path), framework="pt") as handle:
                 keys = list(handle.keys())
                 return keys if keys_only else {key: handle.get_tensor(key) for key in keys}
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        state = _load_tensors(path)
     except pickle.UnpicklingError as exc:
-        raise CtxextError(
-            f"{path} holds more than tensors, and ctxext loads only tensors: {_first_line(exc)}"
-        ) from None
+        named = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        what = f"it names {named.group(1)}" if named else _first_line(exc)
+        raise CtxextError(f"{path} holds more than tensors, and ctxext loads only tensors ({what})") from None
     except (SafetensorError, RuntimeError, OSError, EOFError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CtxextError(f"corrupt or unreadable weights file {path}: {first_line}") from None
     if not isinstance(state, dict):
         raise CtxextError(f"{path} does not hold a state dict")
     return list(state) if keys_only else state
+
+
+def _load_tensors(path: Path):
+    """``torch.load`` that unpickles tensors only; a legacy (pre-zip) file cannot be memory-mapped and is read whole."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap can only be used" not in str(exc):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -141,7 +159,41 @@ def open_model_folder(path: str | os.PathLike) -> ModelFolder:
             f"{root} needs its own Python code (auto_map, model type {config.get('model_type')!r}); ctxext never "
             "runs code from a model folder"
         )
+    check_config(config, config_path)
+    _check_modules(root)
     return ModelFolder(root, transformer_dir, config)
+
+
+def _check_modules(root: Path) -> None:
+    """Every module a Sentence-Transformers folder lists is there (Normalize has no files to be)."""
+    modules_file = root / "modules.json"
+    if not modules_file.is_file():
+        return
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+        paths = [m.get("path", "") for m in modules if not str(m.get("type", "")).endswith("Normalize")]
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError):
+        raise CtxextError(f"{modules_file} is not a list of modules") from None
+    missing = [path for path in paths if not isinstance(path, str) or not (root / path).is_dir()]
+    if missing:
+        raise CtxextError(f"{modules_file} lists module folder {missing[0]!r}, which {root} does not have")
+
+
+def remote_code(folder: ModelFolder) -> list[str]:
+    """What in the folder is code of its own: an ``auto_map`` in config.json, and Python files."""
+    found = ["auto_map"] if "auto_map" in folder.config else []
+    found += sorted({p.name for d in {folder.root, folder.transformer_dir} for p in d.glob("*.py")})
+    return found
+
+
+def drop_remote_code(staging: Path) -> None:
+    """Remove a staged copy's Python files and every config.json's ``auto_map``."""
+    for code in staging.rglob("*.py"):
+        code.unlink()
+    for config_path in staging.rglob("config.json"):
+        config = read_json(config_path)
+        if config.pop("auto_map", None) is not None:
+            write_json(config_path, config)
 
 
 def _known_to_transformers(model_type) -> bool:

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from ..errors import CtxextError
+from ..values import positive_rate, positive_whole
 
 FLAVOURS = {
     "nemo": {"factor": "seq_len_interpolation_factor", "lengths": ("max_position_embeddings", "encoder_seq_length")},
@@ -66,8 +67,9 @@ def read_yaml_config(path: str | Path) -> tuple[str, dict, str]:
 
 def original_context(section: dict, flavour: str) -> int:
     """The pre-scaling context: max_position_embeddings / an existing interpolation factor."""
-    factor = section.get(FLAVOURS[flavour]["factor"]) or 1.0
-    return round(section["max_position_embeddings"] / float(factor))
+    key = FLAVOURS[flavour]["factor"]
+    factor = positive_rate(section[key], f"{key}") if section.get(key) is not None else 1.0
+    return round(positive_whole(section.get("max_position_embeddings"), "max_position_embeddings") / factor)
 
 
 class _NotBlockStyle(Exception):

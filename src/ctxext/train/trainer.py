@@ -127,6 +127,7 @@ def train(
             f"ctxext train continues training RoPE decoders; {folder.root} is a "
             f"{folder.config.get('model_type', 'unknown')!r} model"
         )
+    folder.check_weights()
     tokenizer = AutoTokenizer.from_pretrained(str(folder.root))
     text = read_corpus(data)
     if train_length is None:
