@@ -74,7 +74,7 @@ def test_train_bad_inputs_are_one_line(setup, tmp_path, capsys):
         run(main, ["train", str(source), "--to", "128", "--data", str(text), "--resume", "-o", str(tmp_path / "r")])
         == 2
     )
-    assert "found no checkpoint" in capsys.readouterr().err
+    assert "found no complete checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()
 
 

@@ -38,6 +38,8 @@ def run(main, argv=None, prog: str = "ctxext") -> int:
     except Terminated:
         print(f"{prog}: terminated", file=sys.stderr)
         return 143
+    finally:
+        signal.signal(signal.SIGTERM, _exit_at_once)
     return 0
 
 
@@ -47,6 +49,12 @@ class Terminated(BaseException):
 
 def _on_sigterm(signum, frame):
     raise Terminated()
+
+
+def _exit_at_once(signum, frame):
+    """SIGTERM after the work (or its error message): nothing is staged any more, so end now, in one line."""
+    os.write(2, b"ctxext: terminated\n")
+    os._exit(143)
 
 
 def _options(args) -> dict:
@@ -286,4 +294,17 @@ def main(argv=None) -> None:
 
 
 def entry() -> None:
-    sys.exit(run(main))
+    import signal
+
+    signal.signal(signal.SIGTERM, _exit_at_once)  # until run() installs the handler that cleans up
+    exit_now(run(main))
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` once the work is done and its outputs are in place. Python's own teardown is
+    skipped: it resets signal handlers (a SIGTERM there would end the process with no word) and can take seconds
+    of library destructors that have nothing left to do."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)

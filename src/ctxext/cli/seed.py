@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 
 from ..errors import CtxextError
 from .args import Parser
-from .main import quiet_libraries, run
+from .main import exit_now, quiet_libraries, run
 
 
 def _parser(prog: str, description: str, need_length: bool, types: tuple[str, ...] = ()) -> Parser:
@@ -90,12 +89,12 @@ def generic_main(argv=None) -> None:
 
 
 def spline() -> None:
-    sys.exit(run(spline_main, prog="extend-context-spline"))
+    exit_now(run(spline_main, prog="extend-context-spline"))
 
 
 def linear() -> None:
-    sys.exit(run(linear_main, prog="extend-context-linear"))
+    exit_now(run(linear_main, prog="extend-context-linear"))
 
 
 def generic() -> None:
-    sys.exit(run(generic_main, prog="extend-context"))
+    exit_now(run(generic_main, prog="extend-context"))

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CtxextError
+from .checkpoints import resumable
 
 log = logging.getLogger(__name__)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "query_key_value", "dense", "Wqkv", "out_proj")
@@ -173,9 +174,11 @@ def train(
         use_cpu=not torch.cuda.is_available(),
     )
     trainer = Trainer(model=model, args=arguments, train_dataset=dataset, data_collator=default_data_collator)
-    last = _last_checkpoint(checkpoints) if resume else None
+    last = resumable(checkpoints) if resume and checkpoints.is_dir() else None
     if resume and last is None:
-        raise CtxextError(f"--resume found no checkpoint in {checkpoints}")
+        raise CtxextError(f"--resume found no complete checkpoint in {checkpoints}")
+    if last is not None:
+        log.warning("resuming from %s", last)
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     trained = trainer.model.merge_and_unload() if lora else trainer.model
     write_output(TrainedWriter(folder.root, trained, tokenizer, plan, xpos), out, overwrite)
@@ -222,8 +225,3 @@ class TrainedWriter:
             from ..decoders.xpos import mark_xpos_folder
 
             mark_xpos_folder(staging, 512.0)
-
-
-def _last_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if folder.is_dir() else []
-    return found[-1] if found else None
