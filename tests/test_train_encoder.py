@@ -88,6 +88,33 @@ def test_a_trained_table_whose_old_rows_moved_is_refused(setup, tmp_path):
         TrainedTableWriter(folder, plan, table, [0.0], {}).read_back(_written(folder, plan, table, tmp_path))
 
 
+def test_a_moved_old_row_that_short_texts_never_reach_is_refused(setup, tmp_path):
+    _, model, _ = setup
+    folder = open_model_folder(model)
+    plan = plan_table(folder, 128, "tile")
+    table = plan.new_table(folder.read_tensor(plan.table_key))
+    table[tiny.POSITIONS - 2] += 1e-3  # beyond the 32-token window the short texts are cut to
+    with pytest.raises(CtxextError, match="moved 1 of the original"):
+        TrainedTableWriter(folder, plan, table, [0.0], {}).read_back(_written(folder, plan, table, tmp_path))
+
+
+def test_changed_embeddings_with_an_intact_table_are_refused(setup, tmp_path):
+    from safetensors.torch import save_file
+
+    _, model, _ = setup
+    folder = open_model_folder(model)
+    plan = plan_table(folder, 128, "tile")
+    table = plan.new_table(folder.read_tensor(plan.table_key))
+    staging = _written(folder, plan, table, tmp_path)
+    weights = next(staging.rglob("model.safetensors"))
+    state = load_file(weights)
+    key = next(k for k in state if k.endswith("attention.output.dense.bias"))
+    state[key] = state[key] + 1e-2
+    save_file(state, str(weights))
+    with pytest.raises(CtxextError, match="short inputs differently"):
+        TrainedTableWriter(folder, plan, table, [0.0], {}).read_back(staging)
+
+
 def _written(folder, plan, table, staging):
     TrainedTableWriter(folder, plan, table, [0.0], {}).write(staging)
     return staging

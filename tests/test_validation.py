@@ -328,3 +328,17 @@ def test_self_extend_group_for_a_huge_target_is_found_without_a_long_search():
 def test_a_rope_method_cannot_be_registered_twice():
     with pytest.raises(ValueError, match="already registered"):
         register(ROPE_REGISTRY["yarn"])
+
+
+def test_one_dtype_vocabulary_for_every_verb():
+    from ctxext.cli.args import DTYPE_NAMES, build_parser
+    from ctxext.placement import DTYPES, dtype_word
+
+    assert DTYPE_NAMES == tuple(DTYPES)
+    parser = build_parser()
+    for short, long in (("bf16", "bfloat16"), ("fp16", "float16"), ("fp32", "float32")):
+        assert dtype_word(short) == dtype_word(long) == long
+        for spelling in (short, long):
+            assert parser.parse_args(["extend", "m.gguf", "--to", "8", "-o", "o", "--dtype", spelling]).dtype == spelling
+            evaluate = ["eval", "m", "--task", "ppl", "--lengths", "8", "-o", "r.json", "--dtype", spelling]
+            assert parser.parse_args(evaluate).dtype == spelling

@@ -15,7 +15,14 @@ import torch
 
 from .errors import CtxextError
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+DTYPES = {  # one vocabulary for every verb: both spellings
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 ATTENTION = ("sdpa", "eager", "flash_attention_2")
 
 
@@ -71,9 +78,18 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
     if name == "auto":
         gpu_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if gpu_bf16 else torch.float32
+    return dtype_named(name)
+
+
+def dtype_named(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise CtxextError(f"--dtype {name}: choose auto, {', '.join(DTYPES)}")
     return DTYPES[name]
+
+
+def dtype_word(name: str) -> str:
+    """The long name of a dtype in either spelling (``bf16`` -> ``bfloat16``); ``auto`` stays."""
+    return name if name == "auto" else str(dtype_named(name)).removeprefix("torch.")
 
 
 def placement(

@@ -7,6 +7,8 @@ import math
 
 from ..errors import CtxextError
 
+DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # placement.DTYPES's names
+
 METHOD_HELP = (
     "how new positions are made: learned tables tile (default), cubic, linear, quadratic, pchip, akima, makima, "
     "double, group; RoPE yarn (default), linear, ntk, dynamic (transformers only), llama3, longrope "
@@ -121,9 +123,7 @@ def build_parser() -> Parser:
         choices=("same", "hf"),
         help="'hf' writes a Hugging Face folder from a GGUF input (default: same form as the input)",
     )
-    extend.add_argument(
-        "--dtype", choices=("float32", "bfloat16", "float16"), help="weights of a GGUF converted with --format hf"
-    )
+    extend.add_argument("--dtype", choices=DTYPE_NAMES, help="weights of a GGUF converted with --format hf")
     extend.add_argument("--overwrite", action="store_true", help="replace an existing output")
     extend.add_argument("--no-check", action="store_true", help="skip loading the output to verify it")
     extend.add_argument(
@@ -269,7 +269,7 @@ def add_placement(parser) -> None:
     """--device, --dtype, --device-map, --attn: where and how the model under test runs."""
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     parser.add_argument(
-        "--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"], help="auto: bf16 on a GPU, else fp32"
+        "--dtype", default="auto", choices=["auto", *DTYPE_NAMES], help="auto: bf16 on a GPU, else fp32"
     )
     parser.add_argument(
         "--device-map",

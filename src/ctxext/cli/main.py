@@ -130,6 +130,7 @@ def _runtimes(text: str | None) -> tuple:
 
 def cmd_extend(args) -> None:
     from .. import api
+    from ..placement import dtype_word
 
     report = api.extend(
         args.model,
@@ -137,7 +138,7 @@ def cmd_extend(args) -> None:
         args.to,
         args.method,
         fmt=args.format,
-        dtype=args.dtype,
+        dtype=dtype_word(args.dtype) if args.dtype else None,
         runtimes=_runtimes(args.check_runtime),
         overwrite=args.overwrite,
         check=not args.no_check,
@@ -153,11 +154,10 @@ def cmd_eval(args) -> None:
     import json
     from pathlib import Path
 
-    from ..eval.backend_vllm import VLLM_DTYPES
     from ..eval.report import check_plot_path, markdown, plot
     from ..eval.run import evaluate, write_results
     from ..formats.staging import check_output
-    from ..placement import placement
+    from ..placement import dtype_word, placement
 
     if args.plot:
         check_plot_path(args.plot)
@@ -185,7 +185,7 @@ def cmd_eval(args) -> None:
         jsonl=args.jsonl,
         place=placement(args.device, args.dtype, args.device_map, args.attn, args.max_memory),
         backend=args.backend,
-        engine={"tensor_parallel": args.tensor_parallel, "batch": args.batch, "dtype": VLLM_DTYPES[args.dtype]},
+        engine={"tensor_parallel": args.tensor_parallel, "batch": args.batch, "dtype": dtype_word(args.dtype)},
         resume=resume,
         save=lambda partial: write_results(json.loads(json.dumps(partial, default=str)), args.output),
     )

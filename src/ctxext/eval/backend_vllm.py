@@ -18,8 +18,6 @@ import torch
 from ..errors import CtxextError
 from ..runtimes import generate_external, score_windows_external
 
-VLLM_DTYPES = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-
 
 @contextmanager
 def served_folder(model: Path, label: str, to: int):

@@ -121,8 +121,11 @@ class TrainedTableWriter(TableWriter):
         gap = (original.encode(self.texts) - written.encode(self.texts)).abs().max().item()
         old = self.model_folder.read_tensor(self.plan.table_key)
         new = open_model_folder(staging).read_tensor(self.plan.table_key)
-        if gap != 0 or not new[: len(old)].equal(old):
+        if gap != 0:
             raise CtxextError(f"the trained model embeds short inputs differently (max difference {gap:.3g})")
+        if not new[: len(old)].equal(old):
+            moved = int((new[: len(old)] != old).any(dim=-1).sum())
+            raise CtxextError(f"the trained table moved {moved} of the original {len(old)} rows")
         written.max_length = saved
         result = verify(original, written, self.plan, self.texts).as_dict()
         changed = int((new[len(old) :] != self.plan.new_table(old)[len(old) :]).any(dim=-1).sum())

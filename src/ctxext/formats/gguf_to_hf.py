@@ -9,30 +9,15 @@ from pathlib import Path
 import torch
 
 from ..errors import CtxextError
+from ..placement import dtype_named
 
 log = logging.getLogger(__name__)
-
-
-DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    if name not in DTYPES:
-        raise CtxextError(f"unknown dtype {name!r}; choose from {', '.join(DTYPES)}")
-    return DTYPES[name]
 
 
 def gguf_to_hf_folder(path: str | Path, target: Path, dtype: str = "float32") -> None:
     """Write ``target`` (an existing empty folder) as a plain HF causal-LM folder with tokenizer; the
     dequantized weights are cast to ``dtype`` (float32, bfloat16 or float16)."""
-    cast = torch_dtype(dtype)
+    cast = dtype_named(dtype)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
