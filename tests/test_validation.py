@@ -339,6 +339,8 @@ def test_one_dtype_vocabulary_for_every_verb():
     for short, long in (("bf16", "bfloat16"), ("fp16", "float16"), ("fp32", "float32")):
         assert dtype_word(short) == dtype_word(long) == long
         for spelling in (short, long):
-            assert parser.parse_args(["extend", "m.gguf", "--to", "8", "-o", "o", "--dtype", spelling]).dtype == spelling
+            assert (
+                parser.parse_args(["extend", "m.gguf", "--to", "8", "-o", "o", "--dtype", spelling]).dtype == spelling
+            )
             evaluate = ["eval", "m", "--task", "ppl", "--lengths", "8", "-o", "r.json", "--dtype", spelling]
             assert parser.parse_args(evaluate).dtype == spelling
