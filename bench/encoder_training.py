@@ -55,7 +55,7 @@ def closeness_to_chunks(model: Path, trained: Path, books: list[str], lengths: l
 
     from ctxext.eval.doc_embedding import embed_documents
     from ctxext.eval.models import load_model
-    from ctxext.eval.retrieval import chapter_task
+    from ctxext.eval.tasks.retrieval import chapter_task
     from ctxext.texts import read_corpus
 
     original, ours = load_model(model), load_model(trained)

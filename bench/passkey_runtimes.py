@@ -4,7 +4,7 @@
         --model yarn=runs/conformance/yarn --model yarn-headroom=runs/headroom/yarn \
         --tokenizer runs/conformance/source --out bench/results/smollm2_passkey_vllm_16k.json
 
-The prompts are ctxext eval's (the PI / Landmark template, ``ctxext.eval.passkey.passkey_prompt``), the same
+The prompts are ctxext eval's (the PI / Landmark template, ``ctxext.eval.tasks.passkey.passkey_prompt``), the same
 keys for every model; greedy decoding of 8 tokens; a trial passes when the answer starts with the key.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from ctxext.eval.passkey import passkey_prompt
+from ctxext.eval.tasks.passkey import passkey_prompt
 from ctxext.formats.provenance import versions
 from ctxext.runtimes import generate_external
 

@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from ctxext.decoders.rope_in_memory import apply_rope_in_memory  # noqa: E402
 from ctxext.decoders.rope_plan import plan_rope  # noqa: E402
 from ctxext.decoders.xpos import load_xpos_model  # noqa: E402
-from ctxext.eval.ppl import perplexity  # noqa: E402
+from ctxext.eval.tasks.ppl import perplexity  # noqa: E402
 from ctxext.train.trainer import train  # noqa: E402
 
 TRAIN_BOOKS = ["emma.txt", "prideprejudice.txt", "sensesensibility.txt", "northangerabbey.txt"]

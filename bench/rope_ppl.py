@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import assets  # noqa: E402
 
 from ctxext.decoders import long_attention  # noqa: E402
-from ctxext.eval.ppl import perplexity  # noqa: E402
+from ctxext.eval.tasks.ppl import perplexity  # noqa: E402
 from ctxext.formats.gguf_to_hf import gguf_to_hf_folder  # noqa: E402
 from ctxext.texts import read_corpus
 

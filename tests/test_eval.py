@@ -12,11 +12,11 @@ from torch.nn import functional as F
 import tiny
 import tiny_decoders
 from ctxext.cli.main import main, run
-from ctxext.eval.drift import decoder_drift
-from ctxext.eval.passkey import key_sentence, passkey_prompt
-from ctxext.eval.ppl import perplexity
 from ctxext.eval.report import markdown
-from ctxext.eval.retrieval import jsonl_task, rank_metrics
+from ctxext.eval.tasks.drift import decoder_drift
+from ctxext.eval.tasks.passkey import key_sentence, passkey_prompt
+from ctxext.eval.tasks.ppl import perplexity
+from ctxext.eval.tasks.retrieval import jsonl_task, rank_metrics
 from ctxext.windows import scored_region, windows
 
 

@@ -7,9 +7,9 @@ import math
 import torch
 
 import tiny
-from ctxext.eval.drift import decoder_drift
-from ctxext.eval.passkey import key_sentence, passkey_prompt
-from ctxext.eval.retrieval import rank_metrics
+from ctxext.eval.tasks.drift import decoder_drift
+from ctxext.eval.tasks.passkey import key_sentence, passkey_prompt
+from ctxext.eval.tasks.retrieval import rank_metrics
 
 
 def test_rank_metrics_on_a_known_ranking():
@@ -102,7 +102,7 @@ def test_late_chunks_see_the_whole_document_and_maxsim_chunks_do_not(tmp_path):
 def test_batched_passkey_decodes_what_one_at_a_time_decodes(tmp_path):
     import tiny_decoders
     from ctxext.eval.models import load_model
-    from ctxext.eval.passkey import continuations, passkey_grid
+    from ctxext.eval.tasks.passkey import continuations, passkey_grid
 
     loaded = load_model(tiny_decoders.save_decoder("llama", tmp_path / "llama"))
     args = (loaded.model, loaded.tokenizer, [80, 100], [0.2, 0.8], 3)

@@ -151,7 +151,9 @@ def build_parser() -> Parser:
 
     evaluate = verbs.add_parser("eval", help="measure a model, or methods applied in memory, across lengths")
     evaluate.add_argument("model", help="model folder or .gguf file")
-    evaluate.add_argument("--task", required=True, help="ppl, passkey (decoders), retrieval (encoders), drift")
+    evaluate.add_argument(
+        "--task", required=True, help="ppl, passkey, ruler (decoders), retrieval (encoders), drift (both)"
+    )
     evaluate.add_argument("--lengths", type=positive_int, nargs="+", required=True, help="context lengths in tokens")
     evaluate.add_argument("--data", nargs="+", help="text files or folders (ppl, drift, retrieval's chapters)")
     evaluate.add_argument(
@@ -168,7 +170,23 @@ def build_parser() -> Parser:
     evaluate.add_argument("--max-tokens", type=positive_int, help="ppl, drift: use only the first N tokens of --data")
     evaluate.add_argument("--depths", type=fraction, nargs="+", help="passkey: depths of the key (default 0.1 0.5 0.9)")
     evaluate.add_argument("--trials", type=positive_int, default=2, help="passkey: trials per cell")
-    evaluate.add_argument("--retrieval-tasks", help="retrieval: comma-separated passkey, needle, chapters")
+    evaluate.add_argument(
+        "--subtasks",
+        "--retrieval-tasks",
+        dest="retrieval_tasks",
+        help="comma-separated: retrieval's passkey, needle, chapters; ruler's niah_single_1 ... vt, cwe, fwe",
+    )
+    evaluate.add_argument("--samples", type=positive_int, help="ruler: prompts per subtask and length (default 8)")
+    evaluate.add_argument("--seed", type=int, help="ruler: the seed the prompts are drawn from (default 0)")
+    evaluate.add_argument("--chat", action="store_true", help="ruler: wrap prompts in the model's chat template")
+    evaluate.add_argument(
+        "--threshold", type=float, help="ruler: the average (percent) a length must keep to count (default 85.6)"
+    )
+    evaluate.add_argument(
+        "--relative-threshold",
+        type=float,
+        help="ruler: the share of native's average at its window a length must keep (default 0.9)",
+    )
     evaluate.add_argument("--jsonl", help="retrieval: your own documents and queries, one JSON object per line")
     evaluate.add_argument("-o", "--output", required=True, help="results JSON to write")
     evaluate.add_argument("--plot", help="also write this PNG")

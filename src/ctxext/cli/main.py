@@ -154,7 +154,7 @@ def cmd_eval(args) -> None:
     import json
     from pathlib import Path
 
-    from ..eval.report import check_plot_path, markdown, plot
+    from ..eval.report import check_plot_path, markdown, plot, summary_lines
     from ..eval.run import evaluate, write_results
     from ..formats.staging import check_output
     from ..placement import dtype_word, placement
@@ -188,6 +188,7 @@ def cmd_eval(args) -> None:
         engine={"tensor_parallel": args.tensor_parallel, "batch": args.batch, "dtype": dtype_word(args.dtype)},
         resume=resume,
         save=lambda partial: write_results(json.loads(json.dumps(partial, default=str)), args.output),
+        **_given_task_options(args),
     )
     from ..eval.processes import is_main
 
@@ -196,9 +197,23 @@ def cmd_eval(args) -> None:
     results = json.loads(json.dumps(results, default=str))
     write_results(results, args.output)
     print(markdown(results))
+    for line in summary_lines(results):
+        print(line)
     print(f"\nwrote {args.output}")
     if args.plot:
         print(f"wrote {plot(results, args.plot)}")
+
+
+def _given_task_options(args) -> dict:
+    """The options only some tasks read, where given (a run without them records what it always did)."""
+    given = {
+        "samples": args.samples,
+        "seed": args.seed,
+        "chat": args.chat or None,
+        "threshold": args.threshold,
+        "relative_threshold": args.relative_threshold,
+    }
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def cmd_train(args) -> None:

@@ -34,7 +34,7 @@ def served_folder(model: Path, label: str, to: int):
 
 def vllm_perplexity(folder: Path, ids: torch.Tensor, lengths, stride, bucket: int, engine: dict) -> dict:
     from ..windows import scored_region, windows
-    from .ppl import perplexity
+    from .tasks.ppl import perplexity
 
     first, last = scored_region(len(ids), lengths, stride)
     plan = [w for length in sorted(lengths) for w in windows(length, stride, first, last)]
@@ -50,7 +50,7 @@ def vllm_perplexity(folder: Path, ids: torch.Tensor, lengths, stride, bucket: in
 
 
 def vllm_passkey(folder: Path, tokenizer, lengths, depths, trials: int, engine: dict) -> dict:
-    from .passkey import grid_rows, passkey_cells, passkey_prompt
+    from .tasks.passkey import grid_rows, passkey_cells, passkey_prompt
 
     cells = passkey_cells(lengths, depths, trials)
     prompts = [passkey_prompt(tokenizer, length, depth, key).tolist() for length, depth, key in cells]
@@ -63,8 +63,11 @@ def vllm_passkey(folder: Path, tokenizer, lengths, depths, trials: int, engine: 
 
 
 def check_backend_input(model: Path, task: str) -> None:
-    if task not in ("ppl", "passkey"):
-        raise CtxextError(f"--backend vllm measures ppl and passkey; {task!r} runs in transformers")
+    from .registry import TASKS
+
+    if "vllm" not in TASKS[task].backends:
+        measured = ", ".join(name for name, spec in TASKS.items() if "vllm" in spec.backends)
+        raise CtxextError(f"--backend vllm measures {measured}; {task!r} runs in transformers")
     if model.suffix.lower() == ".gguf" or not (model / "config.json").is_file():
         raise CtxextError(
             f"--backend vllm reads model folders; {model} is not one (ctxext extend MODEL --format hf writes one)"

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import CtxextError
 from ..values import is_rate, is_whole
 
-MAIN_METRIC = {"ppl": "ppl", "passkey": "accuracy"}
+MAIN_METRIC = {"ppl": "ppl", "passkey": "accuracy", "ruler": "average"}  # each task's registry entry
 
 
 def load_results(path: str | Path) -> dict:
@@ -97,7 +97,44 @@ def markdown(results: dict) -> str:
                     value = rows.get(length, rows.get(_as_int(length), {})).get(metric)
                     cells.append("-" if value is None else f"{value:.4g}")
                 out.append(f"| {method} | " + " | ".join(cells) + " |")
+        out += _subtask_tables(by_method)
     return "\n".join(out).lstrip("\n")
+
+
+def summary_lines(results: dict) -> list[str]:
+    """A task's summary across methods (RULER: each method's effective length), one line a method."""
+    summary = results.get("summary")
+    if not summary or "effective_length" not in summary:
+        return []
+    relative = summary.get("relative_threshold")
+    lines = [
+        f"\neffective length: the longest length up to which the average stays >= {summary['threshold']:g}"
+        + (f" (absolute) or >= {relative:.1f} (0.9 x native at its window, relative)" if relative else "")
+    ]
+    for method, found in summary["effective_length"].items():
+        lines.append(f"  {method}: absolute {found['absolute'] or '-'}, relative {found['relative'] or '-'}")
+    return lines
+
+
+def _subtask_tables(by_method: dict) -> list[str]:
+    out = []
+    for method, rows in by_method.items():
+        lengths = sorted(rows, key=_length_key)
+        names = list(dict.fromkeys(name for row in rows.values() for name in row.get("tasks", {})))
+        if not names:
+            continue
+        out.append(f"\n{method}: accuracy (%) [95% interval]\n")
+        out.append("| subtask | " + " | ".join(str(n) for n in lengths) + " |")
+        out.append("|---|" + "---|" * len(lengths))
+        for name in names:
+            cells = []
+            for length in lengths:
+                cell = rows[length].get("tasks", {}).get(name)
+                cells.append(
+                    "-" if cell is None else f"{cell['accuracy']:.0f} [{cell['ci95'][0]:.0f}, {cell['ci95'][1]:.0f}]"
+                )
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return out
 
 
 def _as_int(value):
@@ -134,6 +171,8 @@ def plot(results: dict, path: str | Path) -> Path:
     name = model_path.parent.name if model_path.name == "model" else model_path.name
     if task == "passkey":
         figure = _passkey_heatmap(plt, by_method, name)
+    elif task == "ruler":
+        figure = _ruler_figure(plt, by_method, name, original)
     elif task == "ppl":
         figure, axis = plt.subplots(figsize=(7, 4.5), layout="constrained")
         for method, rows in by_method.items():
@@ -203,6 +242,43 @@ def _original_line(axis, original) -> None:
             color="grey",
             ha="right",
         )
+
+
+def _ruler_figure(plt, by_method: dict, name: str, original):
+    """The average against length with its 95% band per method, then a subtask x length heat-map per method."""
+    methods = list(by_method)
+    figure, axes = plt.subplots(
+        1, 1 + len(methods), figsize=(5 + 4 * len(methods), 4.5), squeeze=False, layout="constrained"
+    )
+    axis = axes[0][0]
+    for method, rows in by_method.items():
+        lengths = sorted(rows, key=int)
+        x = [int(n) for n in lengths]
+        axis.plot(x, [rows[n]["average"] for n in lengths], marker="o", label=method)
+        if all("ci95" in rows[n] for n in lengths):
+            axis.fill_between(
+                x, [rows[n]["ci95"][0] for n in lengths], [rows[n]["ci95"][1] for n in lengths], alpha=0.2
+            )
+    _length_axis(axis, {int(n) for rows in by_method.values() for n in rows})
+    axis.set_ylim(0, 100)
+    axis.set_xlabel("prompt length (tokens)")
+    axis.set_ylabel("average accuracy (%), 95% band")
+    _original_line(axis, original)
+    axis.legend(fontsize=8)
+    axis.set_title("average over subtasks")
+    for axis, method in zip(axes[0][1:], methods, strict=True):
+        rows = by_method[method]
+        lengths = sorted(rows, key=int)
+        names = list(dict.fromkeys(t for row in rows.values() for t in row.get("tasks", {})))
+        grid = [[rows[n].get("tasks", {}).get(t, {}).get("accuracy", float("nan")) for n in lengths] for t in names]
+        image = axis.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        axis.set_xticks(range(len(lengths)), lengths, rotation=45)
+        axis.set_yticks(range(len(names)), names, fontsize=8)
+        _cell_labels(axis, [[v / 100 for v in row] for row in grid], [[f"{v:.0f}" for v in row] for row in grid])
+        axis.set_title(method)
+    figure.colorbar(image, ax=axes[0][-1], label="accuracy (%)")
+    figure.suptitle(f"{name}: RULER subtasks vs length")
+    return figure
 
 
 def _passkey_heatmap(plt, by_method: dict, name: str):

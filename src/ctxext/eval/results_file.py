@@ -18,13 +18,16 @@ RESUME_KEYS = (
     "subtasks",
     "jsonl",
     "backend",
+    "samples",
+    "seed",
+    "chat",
 )
 
 
 def resumable(previous: dict, record: dict) -> dict:
     """The methods of an earlier (perhaps cut-off) results file that this run can keep: same model, task
     settings and lengths; a method counts when every length has its row."""
-    mismatched = [key for key in RESUME_KEYS if previous.get("config", {}).get(key) != record["config"][key]]
+    mismatched = [key for key in RESUME_KEYS if previous.get("config", {}).get(key) != record["config"].get(key)]
     if previous.get("model") != record["model"] or mismatched:
         raise CtxextError(
             f"--resume: the results file was made with other settings ({', '.join(mismatched) or 'model'}); "

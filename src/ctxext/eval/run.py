@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..decoders.long_attention import parameters_of
 from ..errors import CtxextError, did_you_mean
@@ -18,14 +17,15 @@ from ..formats.provenance import versions
 from ..placement import Placement
 from .models import LoadedModel, check_label, load_model, variant
 from .processes import gathered, is_main, my_share
+from .registry import TASKS, TaskInput
 from .results_file import resumable, write_results  # noqa: F401  (write_results: part of this module's API)
+from .tasks import drift, passkey, ppl, retrieval, ruler  # noqa: F401  (each file registers its task)
 
 log = logging.getLogger(__name__)
-TASKS = {"ppl": "decoder", "passkey": "decoder", "retrieval": "encoder", "drift": "any"}
 
 
 def _check(task: str, loaded: LoadedModel) -> None:
-    wanted = TASKS[task]
+    wanted = TASKS[task].kind
     if wanted != "any" and wanted != loaded.kind:
         raise CtxextError(
             f"task {task!r} is for {wanted}s; {loaded.path} is an {loaded.kind}"
@@ -64,6 +64,7 @@ def evaluate(
     engine: dict | None = None,
     resume: dict | None = None,
     save=None,
+    **task_options,
 ) -> dict:
     """Run ``task`` for each method at each length; ``backend`` "vllm" measures ppl / passkey in vLLM
     (``engine``: its ``tensor_parallel`` and ``batch``), else transformers runs it here, placed by ``place``.
@@ -77,6 +78,9 @@ def evaluate(
     lengths = sorted(set(int(x) for x in lengths))
     options = {"stride": stride, "max_tokens": max_tokens, "depths": depths or [0.1, 0.5, 0.9], "trials": trials}
     options["batch"] = (engine or {}).get("batch", 1)
+    options.update(task_options, subtasks=subtasks)
+    if TASKS[task].check:
+        TASKS[task].check(options, bool(data))
     if backend == "vllm":
         from ..texts import read_corpus
         from .backend_vllm import check_backend_input, vllm_measure
@@ -116,6 +120,7 @@ def evaluate(
             "backend": backend,
             "engine": engine,
             "attention": parameters_of(methods, context, to) if kind == "decoder" else {},
+            **task_options,
         },
         "model": model_path,
         "placement": place.describe() if backend == "transformers" else None,
@@ -134,6 +139,8 @@ def evaluate(
         if save and is_main():
             save({**record, "complete": len(rows) == len(methods)})
     record["results"][task] = gathered(rows, methods)
+    if TASKS[task].summarize:
+        record["summary"] = TASKS[task].summarize(record["results"][task], record)
     return record
 
 
@@ -142,11 +149,13 @@ def _measure_here(task, loaded, lengths, to, data, options, subtasks, jsonl, cou
     ids = None
     if text and loaded.kind == "decoder":
         ids = torch.tensor(loaded.tokenizer(text, verbose=False)["input_ids"][: options["max_tokens"]])
-    baseline = drift_baseline(loaded, lengths, text, ids) if task == "drift" else None
+    spec = TASKS[task]
+    inp = TaskInput(loaded, lengths, to, text, ids, {**options, "subtasks": subtasks, "jsonl": jsonl, "count": count})
+    inp.baseline = spec.prepare(inp) if spec.prepare else None
 
     def measure(label: str) -> dict:
         with variant(loaded, label, to) as mode:
-            return _run_one(task, loaded, mode, label, lengths, text, ids, options, (subtasks, jsonl, count), baseline)
+            return spec.run(inp, label, mode)
 
     return measure
 
@@ -156,74 +165,6 @@ def _data_text(data, task, loaded) -> str | None:
 
     if data:
         return read_corpus(data)
-    if task in ("ppl", "drift") and loaded.kind == "decoder":
+    if TASKS[task].needs_data and loaded.kind == "decoder":
         raise CtxextError(f"task {task!r} needs text: pass --data FILE [FILE ...]")
     return None
-
-
-def _run_one(task, loaded, mode, label, lengths, text, ids, options: dict, retrieval: tuple, baseline) -> dict:
-    """One method's rows for ``task``; ``options``: stride, depths, trials, batch; ``retrieval``: (subtasks,
-    jsonl, count)."""
-    stride, depths, trials = options["stride"], options["depths"], options["trials"]
-    if task == "ppl":
-        from ..windows import scored_region, windows
-        from .ppl import perplexity
-
-        stride = stride or min(lengths)
-        first, last = scored_region(len(ids), lengths, stride)
-        total = sum(len(windows(length, stride, first, last)) for length in lengths)
-        with tqdm(total=total, desc=f"ppl {label}", unit="window") as bar:
-            return perplexity(
-                loaded.model,
-                ids,
-                lengths,
-                stride=stride,
-                bucket=max(loaded.context // 4, 1),
-                progress=lambda length, tokens: bar.update(),
-            )
-    if task == "passkey":
-        from .passkey import passkey_grid
-
-        with tqdm(total=len(lengths) * len(depths) * trials, desc=f"passkey {label}", unit="trial") as bar:
-            return passkey_grid(
-                loaded.model, loaded.tokenizer, lengths, depths, trials, progress=bar.update, batch=options["batch"]
-            )
-    if task == "retrieval":
-        from .retrieval import retrieval_grid
-
-        return retrieval_grid(loaded, mode, lengths, text, *retrieval, label)
-    return _drift(loaded, baseline, lengths, text)
-
-
-def _drift_texts(loaded, text) -> list[str]:
-    from ..texts import default_short_texts
-
-    return default_short_texts() if not text else [t for t in text.split("\n\n") if t.strip()][:64]
-
-
-def drift_baseline(loaded, lengths, text, ids) -> dict:
-    """What the unextended model gives on the short inputs, computed before any method is applied."""
-    if loaded.kind == "encoder":
-        return {"embeddings": loaded.embedder.encode(_drift_texts(loaded, text))}
-    from .drift import decoder_windows, next_token_logprobs
-
-    windows = {length: decoder_windows(ids, length, 8) for length in lengths}
-    return {
-        "windows": windows,
-        "logprobs": {length: [next_token_logprobs(loaded.model, w) for w in ws] for length, ws in windows.items()},
-    }
-
-
-def _drift(loaded, baseline, lengths, text) -> dict:
-    if loaded.kind == "encoder":
-        from ..encoders.embed import drift
-
-        return {"short": drift(baseline["embeddings"], loaded.embedder.encode(_drift_texts(loaded, text)))}
-    from .drift import decoder_drift, next_token_logprobs
-
-    rows = {}
-    for length in lengths:
-        windows = baseline["windows"][length]
-        after = [next_token_logprobs(loaded.model, w) for w in windows]
-        rows[length] = decoder_drift(baseline["logprobs"][length], after, windows)
-    return rows

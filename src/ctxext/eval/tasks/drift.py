@@ -12,6 +12,8 @@ import math
 import torch
 from torch.nn import functional as F
 
+from ..registry import Task, TaskInput, register
+
 
 @torch.inference_mode()
 def next_token_logprobs(model, ids: torch.Tensor) -> torch.Tensor:
@@ -39,3 +41,44 @@ def decoder_drift(before: list[torch.Tensor], after: list[torch.Tensor], windows
         "ppl_after": math.exp(nll_after / tokens),
         "tokens": tokens,
     }
+
+
+def _drift_texts(loaded, text) -> list[str]:
+    from ...texts import default_short_texts
+
+    return default_short_texts() if not text else [t for t in text.split("\n\n") if t.strip()][:64]
+
+
+def drift_baseline(loaded, lengths, text, ids) -> dict:
+    """What the unextended model gives on the short inputs, computed before any method is applied."""
+    if loaded.kind == "encoder":
+        return {"embeddings": loaded.embedder.encode(_drift_texts(loaded, text))}
+    windows = {length: decoder_windows(ids, length, 8) for length in lengths}
+    return {
+        "windows": windows,
+        "logprobs": {length: [next_token_logprobs(loaded.model, w) for w in ws] for length, ws in windows.items()},
+    }
+
+
+def _drift(loaded, baseline, lengths, text) -> dict:
+    if loaded.kind == "encoder":
+        from ...encoders.embed import drift
+
+        return {"short": drift(baseline["embeddings"], loaded.embedder.encode(_drift_texts(loaded, text)))}
+    rows = {}
+    for length in lengths:
+        windows = baseline["windows"][length]
+        after = [next_token_logprobs(loaded.model, w) for w in windows]
+        rows[length] = decoder_drift(baseline["logprobs"][length], after, windows)
+    return rows
+
+
+def _prepare(inp: TaskInput) -> dict:
+    return drift_baseline(inp.loaded, inp.lengths, inp.text, inp.ids)
+
+
+def _run(inp: TaskInput, label: str, mode: str) -> dict:
+    return _drift(inp.loaded, inp.baseline, inp.lengths, inp.text)
+
+
+register(Task("drift", "any", _run, needs_data=True, prepare=_prepare))

@@ -14,8 +14,10 @@ from __future__ import annotations
 import math
 
 import torch
+from tqdm.auto import tqdm
 
-from ..windows import scored_region, window_nll, windows
+from ...windows import scored_region, window_nll, windows
+from ..registry import Task, TaskInput, register
 
 
 def perplexity(
@@ -61,3 +63,21 @@ def perplexity(
             ],
         }
     return results
+
+
+def _run(inp: TaskInput, label: str, mode: str) -> dict:
+    stride = inp.options.get("stride") or min(inp.lengths)
+    first, last = scored_region(len(inp.ids), inp.lengths, stride)
+    total = sum(len(windows(length, stride, first, last)) for length in inp.lengths)
+    with tqdm(total=total, desc=f"ppl {label}", unit="window") as bar:
+        return perplexity(
+            inp.loaded.model,
+            inp.ids,
+            inp.lengths,
+            stride=stride,
+            bucket=max(inp.loaded.context // 4, 1),
+            progress=lambda length, tokens: bar.update(),
+        )
+
+
+register(Task("ppl", "decoder", _run, backends=("transformers", "vllm"), needs_data=True, main_metric="ppl"))

@@ -12,8 +12,10 @@ from __future__ import annotations
 import random
 
 import torch
+from tqdm.auto import tqdm
 
-from ..errors import CtxextError
+from ...errors import CtxextError
+from ..registry import Task, TaskInput, register
 
 INSTRUCTION = (
     "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. "
@@ -99,3 +101,20 @@ def passkey_grid(
             if progress:
                 progress(len(part))
     return grid_rows(cells, passed, depths, trials)
+
+
+def _run(inp: TaskInput, label: str, mode: str) -> dict:
+    depths, trials = inp.options["depths"], inp.options["trials"]
+    with tqdm(total=len(inp.lengths) * len(depths) * trials, desc=f"passkey {label}", unit="trial") as bar:
+        return passkey_grid(
+            inp.loaded.model,
+            inp.loaded.tokenizer,
+            inp.lengths,
+            depths,
+            trials,
+            progress=bar.update,
+            batch=inp.options["batch"],
+        )
+
+
+register(Task("passkey", "decoder", _run, backends=("transformers", "vllm"), main_metric="accuracy"))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CtxextError
+from ...errors import CtxextError
+from ..registry import Task, TaskInput, register
 
 NAMES = [
     "Alice",
@@ -194,7 +195,7 @@ def jsonl_task(path: str | Path) -> RetrievalTask:
 def rank_metrics(queries: torch.Tensor, documents, relevant: list[set[int]]) -> dict[str, float]:
     """accuracy@1 and nDCG@10 (binary relevance) of cosine ranking; a document given as several vectors
     (multi-vector) scores the best of them."""
-    from .doc_embedding import similarity
+    from ..doc_embedding import similarity
 
     order = similarity(queries, documents).argsort(dim=-1, descending=True)
     top1, ndcg = 0.0, 0.0
@@ -210,15 +211,15 @@ def retrieval_grid(loaded, mode: str, lengths, text, subtasks, jsonl, count, lab
     """results[length]["task/metric"] for one variant of a loaded encoder (``mode`` from ``variant``)."""
     from tqdm.auto import tqdm
 
-    from ..errors import did_you_mean
-    from .doc_embedding import embed_documents
+    from ...errors import did_you_mean
+    from ..doc_embedding import embed_documents
 
     subtasks = subtasks or (["passkey", "needle"] + (["chapters"] if text else []))
     for name in subtasks:
         if name not in RETRIEVAL_SUBTASKS:
             raise CtxextError(f"unknown retrieval task {name!r}{did_you_mean(name, RETRIEVAL_SUBTASKS)}")
     if ("needle" in subtasks or "chapters" in subtasks) and not text:
-        from ..texts import default_short_texts
+        from ...texts import default_short_texts
 
         text = " ".join(default_short_texts()) if "chapters" not in subtasks else None
         if text is None:
@@ -249,3 +250,13 @@ def retrieval_grid(loaded, mode: str, lengths, text, subtasks, jsonl, count, lab
                 bar.update()
             results[length] = row
     return results
+
+
+def _run(inp: TaskInput, label: str, mode: str) -> dict:
+    options = inp.options
+    return retrieval_grid(
+        inp.loaded, mode, inp.lengths, inp.text, options["subtasks"], options["jsonl"], options["count"], label
+    )
+
+
+register(Task("retrieval", "encoder", _run))

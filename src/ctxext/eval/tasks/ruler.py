@@ -1,0 +1,363 @@
+"""RULER (Hsieh et al. 2024, "RULER: What's the Real Context Size of Your Long-Context Language Models?"): effective
+context measured by retrieval in several forms, multi-hop tracing and aggregation, rather than one passkey.
+
+The subtasks, templates and scoring follow RULER's synthetic set (NVIDIA/RULER ``scripts/data/synthetic``:
+niah.py, variable_tracking.py, common_words_extraction.py, freq_words_extraction.py, and synthetic.yaml),
+generated here offline and deterministically from a seed:
+  niah_single_1/2/3   one needle; noise / essay / essay haystack; number / number / UUID values
+  niah_multikey_1     essay haystack, four needles of which one is asked
+  niah_multikey_2/3   a haystack of needles (word keys and numbers / UUID keys and UUIDs), one asked
+  niah_multivalue     one key with four values, all asked
+  niah_multiquery     four keys, all asked
+  vt                  variable tracking: a chain of four assignments (five variables) in noise
+  cwe                 common words: ten words 30 times each among words three times each
+  fwe                 frequent words: coded words drawn from Zipf(2), the three most frequent asked
+"essay" haystacks are the ``--data`` texts (RULER uses Paul Graham's essays). A prompt is assembled from token
+ids (instruction, haystack cut to fit with needles at sentence starts, question, answer prefix), so it is
+exactly the asked number of tokens; ``chat`` wraps it in the model's chat template. RULER's string_match_all
+scores a sample by the share of expected answers found, case-insensitively, in the greedy continuation. A 95%
+interval is a percentile bootstrap over samples. A method's effective length is the longest tested length up to
+which its average stays at or above a threshold: RULER's 85.6 (Llama-2-7B at 4k), or a share (0.9) of the
+model's own average at its native window, which is what a small model can be held to.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from ...errors import CtxextError, did_you_mean
+from ...texts import default_short_texts
+from ..registry import Task, TaskInput, register
+from .passkey import continuations
+
+NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
+NIAH_HEAD = (
+    "Some special magic {kind} are hidden within the following text. Make sure to memorize it. "
+    "I will quiz you about the {kind} afterwards.\n"
+)
+NIAH_TAIL = (
+    "\nWhat are all the special magic {kind} for {query} mentioned in the provided text? "
+    "The special magic {kind} for {query} mentioned in the provided text are"
+)
+NEEDLE = "One of the special magic {kind} for {key} is: {value}."
+VT_HEAD = "Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n"
+VT_TAIL = (
+    "\nQuestion: Find all variables that are assigned the value {value} in the text above. Answer: According to "
+    "the chain(s) of variable assignment in the text above, 5 variables are assigned the value {value}, they are: "
+)
+CWE_HEAD = (
+    "Below is a numbered list of words. In these words, some appear more often than others. "
+    "Memorize the ones that appear most often.\n"
+)
+CWE_TAIL = "\nQuestion: What are the 10 most common words in the above list? Answer: The top 10 words that appear most often in the list are:"  # noqa: E501
+FWE_HEAD = "Read the following coded text and track the frequency of each coded word. Find the three most frequently appeared coded words. "  # noqa: E501
+FWE_TAIL = (
+    "\nQuestion: Do not provide any explanation. What are the three most frequently appeared words in the above "
+    "coded text? Answer: According to the coded text above, the three most frequently appeared words are:"
+)
+
+
+@dataclass(frozen=True)
+class Spec:
+    family: str  # niah, vt, cwe, fwe
+    haystack: str = "noise"  # noise, essay, needles
+    keys: str = "words"  # words or uuids
+    values: str = "numbers"  # numbers or uuids
+    needles: int = 1  # keys written
+    values_per_key: int = 1
+    queries: int = 1
+    new_tokens: int = 128  # RULER's tokens_to_generate
+
+
+SUBTASKS = {
+    "niah_single_1": Spec("niah", "noise"),
+    "niah_single_2": Spec("niah", "essay"),
+    "niah_single_3": Spec("niah", "essay", values="uuids"),
+    "niah_multikey_1": Spec("niah", "essay", needles=4),
+    "niah_multikey_2": Spec("niah", "needles"),
+    "niah_multikey_3": Spec("niah", "needles", keys="uuids", values="uuids"),
+    "niah_multivalue": Spec("niah", "essay", values_per_key=4),
+    "niah_multiquery": Spec("niah", "essay", needles=4, queries=4),
+    "vt": Spec("vt", new_tokens=30),
+    "cwe": Spec("cwe", new_tokens=120),
+    "fwe": Spec("fwe", new_tokens=50),
+}
+WITHOUT_DATA = tuple(name for name, spec in SUBTASKS.items() if spec.haystack != "essay")
+
+
+@dataclass
+class Sample:
+    ids: list[int]
+    answers: list[str]
+    needle_starts: list[int] = field(default_factory=list)  # token index where each needle begins
+
+
+def check_subtasks(names: list[str] | None, has_data: bool) -> list[str]:
+    """The subtasks to run (default: all, or those that need no --data); unknown names refused with a near miss."""
+    names = list(names or (SUBTASKS if has_data else WITHOUT_DATA))
+    for name in names:
+        if name not in SUBTASKS:
+            raise CtxextError(f"unknown RULER subtask {name!r}{did_you_mean(name, SUBTASKS)}")
+        if SUBTASKS[name].haystack == "essay" and not has_data:
+            raise CtxextError(f"{name} takes its haystack from texts: pass --data FILE [FILE ...]")
+    return names
+
+
+class Builder:
+    """Prompts of exactly ``length`` tokens for one tokenizer; the essay haystack comes from ``text``."""
+
+    def __init__(self, tokenizer, text: str | None = None, chat: bool = False):
+        self.tokenizer, self.chat = tokenizer, chat
+        self.noise = [self._ids(" " + s.strip() + ".") for s in NOISE.split(".") if s.strip()]
+        sentences = re.split(r"(?<=[.!?])\s+", " ".join((text or "").split()))
+        self.essay = [self._ids(" " + s) for s in sentences if len(s.split()) >= 3]
+        words = {w.lower() for t in default_short_texts() for w in re.findall(r"[A-Za-z]{4,}", t)}
+        self.words = sorted(words)
+        self.newline = self._ids("\n")[-1:]
+        self.chat_parts = self._chat_parts() if chat else ("", "")
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _chat_parts(self) -> tuple[str, str]:
+        marker = "\x00RULER\x00"
+        rendered = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": marker}], tokenize=False, add_generation_prompt=True
+        )
+        before, _, after = rendered.partition(marker)
+        return before, after
+
+    def _head(self, text: str) -> list[int]:
+        ids = self.tokenizer(self.chat_parts[0] + text, add_special_tokens=not self.chat)["input_ids"]
+        return ids
+
+    def _tail(self, question: str, answer_prefix: str) -> list[int]:
+        return self._ids(question + self.chat_parts[1] + answer_prefix)
+
+    def key(self, rng: random.Random, kind: str) -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128))) if kind == "uuids" else "-".join(rng.sample(self.words, 2))
+
+    @staticmethod
+    def value(rng: random.Random, kind: str) -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128))) if kind == "uuids" else str(rng.randint(1_000_000, 9_999_999))
+
+    def sample(self, name: str, length: int, index: int, seed: int = 0, depths: list[float] | None = None) -> Sample:
+        rng = random.Random(f"{seed}:{name}:{length}:{index}")
+        spec = SUBTASKS[name]
+        build = {"niah": self._niah, "vt": self._vt, "cwe": self._cwe, "fwe": self._fwe}[spec.family]
+        sample = build(spec, length, rng, depths)
+        if len(sample.ids) != length:  # a bug, not an input: every builder fills its budget exactly
+            raise AssertionError(f"{name} prompt has {len(sample.ids)} tokens, not {length}")
+        return sample
+
+    def _niah(self, spec: Spec, length: int, rng: random.Random, depths) -> Sample:
+        kind = "numbers" if spec.values == "numbers" else "uuids"
+        keys = [self.key(rng, spec.keys) for _ in range(spec.needles)]
+        values = {key: [self.value(rng, spec.values) for _ in range(spec.values_per_key)] for key in keys}
+        needles = [NEEDLE.format(kind=kind, key=key, value=value) for key in keys for value in values[key]]
+        rng.shuffle(needles)
+        asked = keys[: spec.queries]
+        query = ", ".join(asked[:-1]) + f" and {asked[-1]}" if len(asked) > 1 else asked[0]
+        head = self._head(NIAH_HEAD.format(kind=kind))
+        tail = self._tail(NIAH_TAIL.format(kind=kind, query=query), "")
+        if spec.haystack == "needles":
+
+            def pool():
+                while True:
+                    key = self.key(rng, spec.keys)
+                    yield self._ids(" " + NEEDLE.format(kind=kind, key=key, value=self.value(rng, spec.values)))
+
+            haystack = pool()
+        else:
+            haystack = self._cycle(self.essay if spec.haystack == "essay" else self.noise, rng)
+        answers = [value for key in asked for value in values[key]]
+        return self._assemble(head, tail, [self._ids(" " + n) for n in needles], haystack, length, rng, depths, answers)
+
+    def _vt(self, spec: Spec, length: int, rng: random.Random, depths) -> Sample:
+        names = ["".join(rng.choices(string.ascii_uppercase, k=5)) for _ in range(5)]
+        value = str(rng.randint(10000, 99999))
+        chain = [f"VAR {names[0]} = {value}."] + [f"VAR {b} = VAR {a}." for a, b in zip(names, names[1:], strict=False)]
+        head, tail = self._head(VT_HEAD), self._tail(VT_TAIL.format(value=value), "")
+        needles = [self._ids(" " + line) for line in chain]
+        return self._assemble(head, tail, needles, self._cycle(self.noise, rng), length, rng, depths, names)
+
+    def _cwe(self, spec: Spec, length: int, rng: random.Random, depths) -> Sample:
+        head, tail = self._head(CWE_HEAD), self._tail(CWE_TAIL, "")
+        budget = length - len(head) - len(tail)
+        pool = rng.sample(self.words, len(self.words))
+        common, rest = pool[:10], pool[10:]
+        item = max(len(self._ids(f"\n{n}. {w}")) for n, w in ((999, common[0]), (1, rest[0])))
+        fits = budget // item
+        common_times = max(2, min(30, fits // 20))
+        rare_times = 3 if common_times >= 10 else 1
+        rare = rest[: max(0, (fits - 10 * common_times) // rare_times)]
+        items = common * common_times + rare * rare_times
+        rng.shuffle(items)
+        body = []
+        for number, word in enumerate(items, 1):
+            piece = self._ids(f"\n{number}. {word}")
+            if len(body) + len(piece) > budget:
+                break
+            body += piece
+        if len(body) < 10 * common_times:
+            raise CtxextError(f"{length} tokens cannot hold the cwe word list")
+        body += self.newline * (budget - len(body))
+        return Sample(head + body + tail, common)
+
+    def _fwe(self, spec: Spec, length: int, rng: random.Random, depths) -> Sample:
+        head, tail = self._head(FWE_HEAD), self._tail(FWE_TAIL, "")
+        budget = length - len(head) - len(tail)
+        vocabulary = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 6))) for _ in range(800)]
+        weights = [1 / (rank**2) for rank in range(1, len(vocabulary) + 1)]  # Zipf, alpha 2
+        body, counts = [], Counter()
+        while True:
+            word = rng.choices(vocabulary, weights)[0]
+            piece = self._ids(" " + word)
+            if len(body) + len(piece) > budget:
+                break
+            body += piece
+            counts[word] += 1
+        top = counts.most_common(4)
+        if len(top) < 4 or top[2][1] == top[3][1]:
+            raise CtxextError(f"{length} tokens are too few for fwe's three most frequent words to stand apart")
+        body += self.newline * (budget - len(body))
+        return Sample(head + body + tail, [word for word, _ in top[:3]])
+
+    @staticmethod
+    def _cycle(sentences: list[list[int]], rng: random.Random):
+        if not sentences:
+            raise CtxextError("the --data texts hold no sentences for an essay haystack")
+        start = rng.randrange(len(sentences))
+        while True:
+            for offset in range(len(sentences)):
+                yield sentences[(start + offset) % len(sentences)]
+
+    @staticmethod
+    def _assemble(head, tail, needles, haystack, length, rng, depths, answers) -> Sample:
+        """head + haystack (cut to fit) with each needle at a sentence start nearest its depth + tail."""
+        budget = length - len(head) - len(tail) - sum(len(n) for n in needles)
+        if budget < 0:
+            raise CtxextError(f"{length} tokens cannot hold the prompt ({length - budget} needed without haystack)")
+        body, starts = [], [0]
+        while len(body) < budget:
+            body += next(haystack)
+            starts.append(len(body))
+        body = body[:budget]
+        starts = [s for s in starts if s <= budget]
+        depths = sorted(depths if depths is not None else [rng.random() for _ in needles])
+        cuts = [min(starts, key=lambda s, d=d: abs(s - d * budget)) for d in depths]
+        ids, placed, previous = list(head), [], 0
+        for cut, needle in zip(cuts, needles, strict=True):
+            ids += body[previous:cut]
+            placed.append(len(ids))
+            ids += needle
+            previous = cut
+        return Sample(ids + body[previous:] + tail, answers, placed)
+
+
+def string_match_all(prediction: str, answers: list[str]) -> float:
+    """RULER's score: the share of answers found in the prediction, case-insensitively."""
+    return sum(answer.lower() in prediction.lower() for answer in answers) / len(answers)
+
+
+def bootstrap_interval(scores: list[list[float]], draws: int = 2000, seed: int = 0) -> list[float]:
+    """95% percentile interval of the mean over groups of the group means, samples resampled within groups."""
+    rng = random.Random(seed)
+    means = []
+    for _ in range(draws):
+        groups = [sum(rng.choices(group, k=len(group))) / len(group) for group in scores]
+        means.append(sum(groups) / len(groups))
+    means.sort()
+    return [means[int(0.025 * draws)], means[min(draws - 1, int(0.975 * draws))]]
+
+
+def run(inp: TaskInput, label: str, mode: str) -> dict:
+    loaded, options = inp.loaded, inp.options
+    names = check_subtasks(options.get("subtasks"), inp.text is not None)
+    builder = Builder(loaded.tokenizer, inp.text, options.get("chat", False))
+    samples, batch, seed = options.get("samples") or 8, options.get("batch") or 1, options.get("seed", 0)
+    bar = tqdm(total=len(inp.lengths) * len(names) * samples, desc=f"ruler {label}", unit="prompt")
+    rows = {}
+    for length in inp.lengths:
+        started, scores = time.perf_counter(), {}
+        for name in names:
+            cases = [builder.sample(name, length, index, seed) for index in range(samples)]
+            scores[name] = []
+            for begin in range(0, samples, batch):
+                part = cases[begin : begin + batch]
+                prompts = torch.tensor([case.ids for case in part])
+                outputs = continuations(loaded.model, loaded.tokenizer, prompts, SUBTASKS[name].new_tokens)
+                scores[name] += [string_match_all(out, case.answers) for out, case in zip(outputs, part, strict=True)]
+                bar.update(len(part))
+        tasks = {
+            name: {
+                "accuracy": 100 * sum(values) / len(values),
+                "ci95": [100 * x for x in bootstrap_interval([values])],
+                "samples": len(values),
+            }
+            for name, values in scores.items()
+        }
+        rows[length] = {
+            "average": sum(t["accuracy"] for t in tasks.values()) / len(tasks),
+            "ci95": [100 * x for x in bootstrap_interval(list(scores.values()))],
+            "seconds_per_sample": (time.perf_counter() - started) / (samples * len(names)),
+            "tasks": tasks,
+        }
+    bar.close()
+    return rows
+
+
+def effective_lengths(by_method: dict, native_window: int, threshold: float = 85.6, share: float = 0.9) -> dict:
+    """Per method: the longest tested length up to which the average stays at or above ``threshold``, and at or
+    above ``share`` x native's average at its longest length within ``native_window`` (None where the first
+    length already falls below)."""
+    by_method = {method: {int(n): row["average"] for n, row in rows.items()} for method, rows in by_method.items()}
+    native = by_method.get("native") or by_method.get("none") or {}
+    inside = [n for n in native if n <= native_window]
+    reference = share * native[max(inside)] if inside else None
+    summary = {}
+    for method, rows in by_method.items():
+        lengths = sorted(rows)
+        averages = [rows[n] for n in lengths]
+        summary[method] = {
+            "absolute": _longest_above(lengths, averages, threshold),
+            "relative": None if reference is None else _longest_above(lengths, averages, reference),
+        }
+    return {"threshold": threshold, "relative_threshold": reference, "effective_length": summary}
+
+
+def _longest_above(lengths: list[int], averages: list[float], bar: float) -> int | None:
+    longest = None
+    for length, average in zip(lengths, averages, strict=True):
+        if average < bar:
+            break
+        longest = length
+    return longest
+
+
+def check(options: dict, has_data: bool) -> None:
+    check_subtasks(options.get("subtasks"), has_data)
+    threshold, share = options.get("threshold", 85.6), options.get("relative_threshold", 0.9)
+    if not 0 < threshold <= 100:
+        raise CtxextError(f"--threshold is an accuracy in percent: above 0 and at most 100, not {threshold:g}")
+    if not 0 < share <= 1:
+        raise CtxextError(f"--relative-threshold is a share of native's average: in (0, 1], not {share:g}")
+
+
+def summarize(by_method: dict, record: dict) -> dict:
+    config = record["config"]
+    return effective_lengths(
+        by_method, record["original_context"], config.get("threshold", 85.6), config.get("relative_threshold", 0.9)
+    )
+
+
+register(Task("ruler", "decoder", run, main_metric="average", summarize=summarize, check=check))

@@ -1,0 +1,157 @@
+"""The RULER task: prompts deterministic by seed and exactly the asked length, needles where the depths say,
+RULER's scoring, intervals and effective lengths on known values, bad input in one line, and a whole run of
+``ctxext eval --task ruler`` on a tiny decoder whose answers are planted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from ctxext.cli.main import main, run
+from ctxext.eval.registry import Task, register
+from ctxext.eval.report import MAIN_METRIC
+from ctxext.eval.run import TASKS  # every task registered
+from ctxext.eval.tasks.ruler import (
+    SUBTASKS,
+    WITHOUT_DATA,
+    Builder,
+    bootstrap_interval,
+    effective_lengths,
+    string_match_all,
+)
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "emma.txt"
+
+
+@pytest.fixture(scope="module")
+def tokenizer(small_smollm2_gguf):
+    return AutoTokenizer.from_pretrained(str(small_smollm2_gguf.parent), gguf_file=small_smollm2_gguf.name)
+
+
+@pytest.fixture(scope="module")
+def builder(tokenizer):
+    return Builder(tokenizer, CORPUS.read_text(encoding="utf-8")[:300_000])
+
+
+@pytest.mark.parametrize("name", list(SUBTASKS))
+@pytest.mark.parametrize("length", [700, 2048])
+def test_prompts_are_exactly_the_asked_length_and_deterministic_by_seed(builder, name, length):
+    first = builder.sample(name, length, index=3, seed=7)
+    assert len(first.ids) == length
+    assert builder.sample(name, length, index=3, seed=7) == first
+    assert builder.sample(name, length, index=3, seed=8).ids != first.ids
+    assert builder.sample(name, length, index=4, seed=7).answers != first.answers
+
+
+DEPTHS = {
+    "niah_single_1": [0.3],
+    "niah_single_2": [0.8],
+    "niah_multikey_2": [0.6],
+    "niah_multivalue": [0.1, 0.4, 0.6, 0.9],
+    "vt": [0.1, 0.3, 0.5, 0.7, 0.9],
+}
+
+
+@pytest.mark.parametrize("name", list(DEPTHS))
+def test_needles_sit_at_the_asked_depths_and_hold_the_answers(builder, tokenizer, name):
+    sample = builder.sample(name, 3000, 0, depths=DEPTHS[name])
+    text = tokenizer.decode(sample.ids)
+    for answer in sample.answers:
+        assert answer in text
+    assert len(sample.needle_starts) == len(DEPTHS[name])
+    for start, depth in zip(sample.needle_starts, DEPTHS[name], strict=True):
+        assert abs(start / len(sample.ids) - depth) < 0.08, (start, depth)
+        needle = tokenizer.decode(sample.ids[start : start + 12])
+        assert needle.strip().startswith(("One of the special magic", "VAR ")), needle
+
+
+def test_aggregation_answers_are_the_most_frequent_words(builder, tokenizer):
+    cwe = builder.sample("cwe", 4096, 0)
+    words = tokenizer.decode(cwe.ids).split("\n")
+    listed = [line.split(". ", 1)[1] for line in words if ". " in line and line.split(". ", 1)[0].isdigit()]
+    counts = {word: listed.count(word) for word in set(listed)}
+    assert all(counts[word] > max(c for w, c in counts.items() if w not in cwe.answers) for word in cwe.answers)
+    fwe = builder.sample("fwe", 4096, 0)
+    body = tokenizer.decode(fwe.ids).split("coded words.")[1].split("\nQuestion")[0].split()
+    ranked = sorted(set(body), key=body.count, reverse=True)
+    assert ranked[:3] == fwe.answers
+
+
+def test_string_match_all_is_the_share_of_answers_found():
+    assert string_match_all("the numbers are 123 and 456", ["123", "456"]) == 1.0
+    assert string_match_all("only 123 here", ["123", "456"]) == 0.5
+    assert string_match_all("ABCDE, fghij", ["abcde", "FGHIJ", "KLMNO"]) == pytest.approx(2 / 3)
+
+
+def test_bootstrap_interval_contains_the_mean_and_narrows_with_samples():
+    small = bootstrap_interval([[1.0, 0.0, 1.0, 1.0]])
+    large = bootstrap_interval([[1.0, 0.0, 1.0, 1.0] * 25])
+    assert small[0] <= 0.75 <= small[1] and large[0] <= 0.75 <= large[1]
+    assert large[1] - large[0] < small[1] - small[0]
+    assert bootstrap_interval([[1.0] * 5]) == [1.0, 1.0]
+
+
+def test_effective_length_is_the_longest_length_up_to_which_the_average_holds():
+    rows = {
+        "native": {"1024": {"average": 90.0}, "2048": {"average": 80.0}, "4096": {"average": 10.0}},
+        "yarn": {"1024": {"average": 88.0}, "2048": {"average": 86.0}, "4096": {"average": 75.0}},
+        "dca": {"1024": {"average": 70.0}, "2048": {"average": 90.0}, "4096": {"average": 90.0}},
+    }
+    summary = effective_lengths(rows, native_window=2048)
+    assert summary["relative_threshold"] == pytest.approx(72.0)  # 0.9 x native's 80 at its window
+    found = summary["effective_length"]
+    assert found["native"] == {"absolute": 1024, "relative": 2048}
+    assert found["yarn"] == {"absolute": 2048, "relative": 4096}
+    assert found["dca"] == {"absolute": None, "relative": None}  # falls below at the first length
+
+
+def test_every_task_has_one_entry_and_its_main_metric_is_the_reports():
+    assert {name: task.main_metric for name, task in TASKS.items() if task.main_metric} == MAIN_METRIC
+    with pytest.raises(ValueError, match="already registered"):
+        register(Task("ruler", "decoder", lambda *a: {}))
+
+
+BAD = {
+    "an unknown subtask": (["--subtasks", "niah_singel_1"], "did you mean 'niah_single_1'"),
+    "an essay subtask without texts": (["--subtasks", "niah_single_2"], "pass --data"),
+    "a threshold above 100": (["--threshold", "120"], "--threshold"),
+    "a relative threshold of 0": (["--relative-threshold", "0"], "--relative-threshold"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_ruler_bad_input_is_one_line(small_smollm2_gguf, tmp_path, capsys, name):
+    extra, fragment = BAD[name]
+    out = tmp_path / "r.json"
+    argv = ["eval", str(small_smollm2_gguf), "--task", "ruler", "--lengths", "300", "-o", str(out), *extra]
+    assert run(main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+    assert not out.exists()
+
+
+def test_a_ruler_run_writes_accuracies_intervals_and_effective_lengths(small_smollm2_gguf, tmp_path, capsys):
+    out, plot = tmp_path / "r.json", tmp_path / "r.png"
+    argv = ["eval", str(small_smollm2_gguf), "--task", "ruler", "--lengths", "200", "256", "--samples", "2"]
+    argv += ["--subtasks", "niah_single_1,vt", "--methods", "native,yarn", "--to", "512", "-o", str(out)]
+    assert run(main, [*argv, "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())
+    rows = results["results"]["ruler"]
+    assert set(rows) == {"native", "yarn"} and set(rows["native"]) == {"200", "256"}
+    cell = rows["yarn"]["256"]
+    assert set(cell["tasks"]) == {"niah_single_1", "vt"} and cell["tasks"]["vt"]["samples"] == 2
+    for task in cell["tasks"].values():
+        assert 0 <= task["ci95"][0] <= task["accuracy"] <= task["ci95"][1] <= 100
+    assert cell["average"] == pytest.approx(sum(t["accuracy"] for t in cell["tasks"].values()) / 2)
+    assert set(results["summary"]["effective_length"]) == {"native", "yarn"}
+    assert results["config"]["samples"] == 2
+    assert "effective length" in printed and "niah_single_1" in printed
+    assert plot.stat().st_size > 10_000
+
+
+def test_subtasks_that_need_no_data_run_by_default():
+    assert set(WITHOUT_DATA) == {"niah_single_1", "niah_multikey_2", "niah_multikey_3", "vt", "cwe", "fwe"}
