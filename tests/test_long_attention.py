@@ -20,6 +20,8 @@ def paper_positions(scheme, i: int, j: int) -> tuple[int, int]:
     if isinstance(scheme, la.SelfExtend):
         w, g = scheme.window, scheme.group
         return (i, j) if i - j < w else (i // g + w - w // g, j // g)
+    if isinstance(scheme, la.String):  # STRING: distance d >= S becomes d - S + W
+        return (i, j) if i - j < scheme.offset else (j + i - j - scheme.offset + scheme.window, j)
     s, top = scheme.chunk_size - scheme.local, scheme.chunk_size
     if i // s == j // s:
         return i % s, j % s
@@ -54,7 +56,14 @@ def rotated_at_own_positions(x, inv_freq):
 @pytest.mark.parametrize("explicit", [False, True])  # the CPU kernel, and the score matrix other devices form
 @pytest.mark.parametrize("block", [7, 1024])  # 7: regions begin and end inside blocks, chunks straddle them
 @pytest.mark.parametrize(
-    "scheme", [la.SelfExtend(window=8, group=3), la.SelfExtend(window=5, group=4), la.DualChunk(12, 3)]
+    "scheme",
+    [
+        la.SelfExtend(window=8, group=3),
+        la.SelfExtend(window=5, group=4),
+        la.DualChunk(12, 3),
+        la.String(offset=9, window=3),
+        la.String(offset=13, window=6),
+    ],
 )
 def test_attention_follows_the_papers_positions(scheme, block, explicit, monkeypatch):
     torch.manual_seed(0)
@@ -76,11 +85,13 @@ def tiny_llama(tmp_path_factory):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("label, inside", [("self-extend+window32", 32), ("dca", 44)])
-def test_inside_the_window_outputs_are_bit_identical(tiny_llama, label, inside):
-    ids = torch.randint(0, 100, (1, 160), generator=torch.Generator().manual_seed(1))
+@pytest.mark.parametrize(
+    "label, inside, to", [("self-extend+window32", 32, 256), ("dca", 44, 256), ("string+offset40+window4", 40, 96)]
+)
+def test_inside_the_window_outputs_are_bit_identical(tiny_llama, label, inside, to):
+    ids = torch.randint(0, 100, (1, min(160, to)), generator=torch.Generator().manual_seed(1))
     plain_short, plain_long = tiny_llama(ids[:, :inside]).logits, tiny_llama(ids).logits
-    with la.long_attention(tiny_llama, label, 256) as scheme:
+    with la.long_attention(tiny_llama, label, to) as scheme:
         short, long = tiny_llama(ids[:, :inside]).logits, tiny_llama(ids).logits
     assert scheme.largest_distance(inside) == inside - 1
     assert torch.equal(short, plain_short)
@@ -89,10 +100,12 @@ def test_inside_the_window_outputs_are_bit_identical(tiny_llama, label, inside):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("label", ["self-extend", "dca"])
-def test_cached_decoding_and_left_padding_match_one_full_pass(tiny_llama, label):
-    ids = torch.randint(0, 100, (1, 150), generator=torch.Generator().manual_seed(2))
-    with la.long_attention(tiny_llama, label, 256):
+@pytest.mark.parametrize(
+    "label, n, to", [("self-extend", 150, 256), ("dca", 150, 256), ("string+offset40+window4", 90, 96)]
+)
+def test_cached_decoding_and_left_padding_match_one_full_pass(tiny_llama, label, n, to):
+    ids = torch.randint(0, 100, (1, n), generator=torch.Generator().manual_seed(2))
+    with la.long_attention(tiny_llama, label, to):
         full = tiny_llama(ids).logits
         prefix = tiny_llama(ids[:, :-1], use_cache=True)
         step = tiny_llama(ids[:, -1:], past_key_values=prefix.past_key_values).logits
@@ -120,6 +133,9 @@ def test_chosen_parameters_keep_every_distance_inside_the_context(context, targe
         (lambda: la.parse_label("dca+window64"), "unknown option '+window64' for dca"),
         (lambda: la.choose("self-extend", 64, 4096, window=16, group=2), "beyond the model's context 64"),
         (lambda: la.choose("dca", 64, 256, chunk=80), "local < chunk < the model's context"),
+        (lambda: la.choose("string", 64, 256), "without a RoPE scaling"),
+        (lambda: la.choose("string", 64, 90, offset=10, window=20), "0 < window < offset"),
+        (lambda: la.parse_label("string+group4"), "unknown option '+group4' for string"),
     ],
 )
 def test_bad_parameters_are_refused_in_one_line(call, message):
@@ -144,3 +160,12 @@ def test_inspect_prints_the_parameters_each_attention_method_would_use(tiny_llam
     printed = capsys.readouterr().out
     assert "self-extend window 16, group 6 (largest distance 56)" in printed
     assert "dca chunk_size 48, local 4 (chunks of 44)" in printed
+    assert "string offset 21, window 10 (at most 75 tokens without scaling)" in printed
+
+
+def test_string_defaults_are_the_papers_and_reach_past_the_window_by_the_shift():
+    chosen = la.choose("string", 8192, 8192)
+    assert (chosen.offset, chosen.window) == (8192 // 3, 128)
+    assert chosen.largest_distance(8192) == 8191 - 8192 // 3 + 128  # the largest distances are never used
+    longest = 8192 + chosen.offset - chosen.window
+    assert la.choose("string", 8192, longest).largest_distance(longest) == 8191

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ..errors import CtxextError, did_you_mean
 
-LONG_ATTENTION = ("self-extend", "dca")
-OPTIONS = {"self-extend": ("window", "group"), "dca": ("chunk", "local")}
+LONG_ATTENTION = ("self-extend", "dca", "string")
+OPTIONS = {"self-extend": ("window", "group"), "dca": ("chunk", "local"), "string": ("offset", "window")}
 
 
 def is_attention_label(label: str) -> bool:

@@ -1,6 +1,6 @@
-"""Attention that remaps positions beyond the trained window, with no training: Self-Extend and Dual Chunk Attention.
+"""Attention that remaps positions, with no training: Self-Extend, Dual Chunk Attention and STRING.
 
-Both keep the weights and RoPE, and change only the positions a query and a key are rotated at, per pair.
+All three keep the weights and RoPE, and change only the positions a query and a key are rotated at, per pair.
 Query position i, key position j, trained context c:
 
 Self-Extend (Jin et al. 2024, "LLM Maybe LongLM: Self-Extend LLM Context Window Without Tuning"), neighbour
@@ -15,6 +15,12 @@ j mod s; the query at
     i mod s                for keys of its own chunk       (intra: the exact distance)
     min(s + i mod s, C)    for keys of the previous chunk  (successive: exact up to C)
     C                      for keys of earlier chunks      (inter)
+
+STRING (An et al. 2024, "Why Does the Effective Context Length of LLMs Fall Short?"), offset S and local window W:
+    i - j <  S   plain attention at (i, j)
+    i - j >= S   query at i - (S - W), key at j: the distance i - j becomes i - j - S + W
+so well-trained small distances overwrite the large ones that training rarely reached; the largest distance at
+length L is L - 1 - S + W. The paper's defaults: S = c/3, W = 128. It helps inside the trained window, too.
 
 transformers rotates q and k at their own positions p before it calls the attention function; rotating them
 again by p' - p gives the rotation at p' (rotations compose), so no model code is replaced. Queries go in
@@ -80,6 +86,33 @@ class SelfExtend:
 
 
 @dataclass(frozen=True)
+class String:
+    offset: int  # S: distances from S on are shifted down
+    window: int  # W: a shifted distance starts again at W
+    name = "string"
+
+    def largest_distance(self, length: int) -> int:
+        return length - 1 if length - 1 < self.offset else length - 1 - self.offset + self.window
+
+    def is_plain(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> bool:
+        return int(q_pos.max() - k_pos.clamp(min=0).min()) < self.offset
+
+    @property
+    def block_limit(self) -> int:
+        return self.offset
+
+    def regions(self) -> list[Region]:
+        s, shift = self.offset, self.offset - self.window
+        return [
+            Region(lambda i: i, lambda j: j, lambda i, j: i - j < s),
+            Region(lambda i: i - shift, lambda j: j, lambda i, j: i - j >= s),
+        ]
+
+    def describe(self) -> dict:
+        return {"method": self.name, "offset": self.offset, "window": self.window}
+
+
+@dataclass(frozen=True)
 class DualChunk:
     chunk_size: int  # C, the largest position a query is given
     local: int  # w
@@ -116,9 +149,21 @@ class DualChunk:
         }
 
 
-def choose(method: str, context: int, target: int, **given) -> SelfExtend | DualChunk:
+def choose(method: str, context: int, target: int, **given) -> SelfExtend | DualChunk | String:
     """Parameters from the trained context unless given: Self-Extend W = c/4 and the smallest G >= 2 whose largest
-    distance at ``target`` stays below c; DCA C = 3c/4, w = c/16."""
+    distance at ``target`` stays below c; DCA C = 3c/4, w = c/16; STRING S = c/3, W = 128 (at most S/2)."""
+    if method == "string":
+        offset = int(given.get("offset") or context // 3)
+        scheme = String(offset, int(given.get("window") or min(128, offset // 2)))
+        if not 0 < scheme.window < scheme.offset < context:
+            raise CtxextError(f"string needs 0 < window < offset < the model's context {context} ({scheme.describe()})")
+        if scheme.largest_distance(target) >= context:
+            raise CtxextError(
+                f"string with offset {scheme.offset} reaches distance {scheme.largest_distance(target)} at {target} "
+                f"tokens, beyond the model's context {context}: at most {context + scheme.offset - scheme.window} "
+                "tokens without a RoPE scaling"
+            )
+        return scheme
     if method == "dca":
         scheme = DualChunk(int(given.get("chunk") or context * 3 // 4), int(given.get("local") or context // 16))
         if not 0 < scheme.chunk_length < scheme.chunk_size < context:
@@ -161,13 +206,20 @@ def parameters_of(labels: list[str], context: int, target: int) -> dict[str, dic
 
 
 def defaults_note(context: int, target: int) -> str:
-    """What ``self-extend`` and ``dca`` would use at ``target`` (printed by ``ctxext inspect --to``)."""
+    """What ``self-extend``, ``dca`` and ``string`` would use at ``target`` (printed by ``ctxext inspect --to``)."""
     extend, chunks = choose("self-extend", context, target), choose("dca", context, target)
+    shifted = choose("string", context, min(target, context))
+    reach = context + shifted.offset - shifted.window  # the longest input STRING keeps inside the context
+    string_note = (
+        f"string offset {shifted.offset}, window {shifted.window} (largest distance {shifted.largest_distance(target)})"
+        if target <= reach
+        else f"string offset {shifted.offset}, window {shifted.window} (at most {reach} tokens without scaling)"
+    )
     return (
         f"run-time attention at {target} (ctxext eval --methods, ctxext.decoders.long_attention; no file carries it): "
         f"self-extend window {extend.window}, group {extend.group} (largest distance "
         f"{extend.largest_distance(target)}); dca chunk_size {chunks.chunk_size}, local {chunks.local} "
-        f"(chunks of {chunks.chunk_length})"
+        f"(chunks of {chunks.chunk_length}); {string_note}"
     )
 
 
@@ -297,19 +349,19 @@ def _check_model(model) -> torch.Tensor:
     config = model.config
     family = getattr(config, "model_type", "?")
     if family not in FAMILIES:
-        raise CtxextError(f"self-extend and dca cover {', '.join(FAMILIES)} decoders, not {family!r}")
+        raise CtxextError(f"run-time attention covers {', '.join(FAMILIES)} decoders, not {family!r}")
     if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
-        raise CtxextError("self-extend and dca need full attention; this model uses a sliding window")
+        raise CtxextError("run-time attention needs full attention; this model uses a sliding window")
     modules = rotary_modules(model)
     if len(modules) != 1:
         raise CtxextError(f"expected one rotary embedding module, found {len(modules)}")
     rotary = modules[0][2]
     if rotary.rope_type == "dynamic":
-        raise CtxextError("self-extend and dca need fixed RoPE frequencies; this model uses dynamic scaling")
+        raise CtxextError("run-time attention needs fixed RoPE frequencies; this model uses dynamic scaling")
     return rotary.inv_freq.detach().clone()
 
 
-def enable(model, method: str, to: int, **params) -> SelfExtend | DualChunk:
+def enable(model, method: str, to: int, **params) -> SelfExtend | DualChunk | String:
     """Switch a loaded transformers decoder to Self-Extend or DCA for inputs up to ``to`` tokens; parameters not
     given are chosen from its trained context. ``disable(model)`` switches it back."""
     from .rope_facts import rope_facts, true_original
@@ -333,7 +385,7 @@ def disable(model) -> None:
 
 
 @contextmanager
-def long_attention(model, label: str, to: int) -> Iterator[SelfExtend | DualChunk]:
+def long_attention(model, label: str, to: int) -> Iterator[SelfExtend | DualChunk | String]:
     """``label`` ('dca', 'self-extend+window2048', ...) enabled for the block."""
     method, params = parse_label(label)
     scheme = enable(model, method, to, **params)
