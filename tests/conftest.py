@@ -39,3 +39,16 @@ def small_smollm2_gguf(tmp_path_factory) -> Path:
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
     return small_real_gguf.write_small_gguf(source, tmp_path_factory.mktemp("small") / "small.gguf", alignment=64)
+
+
+@pytest.fixture(scope="module")
+def tiny_training(tmp_path_factory):
+    """(folder, a tiny Llama, a text of one passage repeated): what the training tests train on."""
+    import tiny
+    import tiny_decoders
+
+    root = tmp_path_factory.mktemp("train")
+    source = tiny_decoders.save_decoder("llama", root / "llama")
+    text = root / "repeated.txt"
+    text.write_text(" ".join([tiny.words(128, seed=1)] * 20))
+    return root, source, text

@@ -11,8 +11,6 @@ import time
 
 import pytest
 
-import tiny
-import tiny_decoders
 from ctxext.train.checkpoints import is_complete
 from ctxext.train.trainer import train
 
@@ -20,12 +18,8 @@ CTXEXT = os.path.join(os.path.dirname(sys.executable), "ctxext")
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("interrupted")
-    source = tiny_decoders.save_decoder("llama", root / "llama")
-    text = root / "repeated.txt"
-    text.write_text(" ".join([tiny.words(128, seed=1)] * 20))
-    return root, source, text
+def setup(tiny_training):
+    return tiny_training
 
 
 @pytest.mark.parametrize("cut", ["state half-written", "state missing"])

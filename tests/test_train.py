@@ -15,12 +15,8 @@ from ctxext.train.trainer import SkippedPositions, train
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    source = tiny_decoders.save_decoder("llama", root / "llama")
-    text = root / "repeated.txt"
-    text.write_text(" ".join([tiny.words(128, seed=1)] * 20))
-    return root, source, text
+def setup(tiny_training):
+    return tiny_training
 
 
 def test_loss_falls_and_the_output_reloads_with_the_new_length(setup, tmp_path):

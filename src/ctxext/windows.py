@@ -1,12 +1,9 @@
-"""Scoring windows: which input tokens predict which scored targets, and their loss computed in chunks.
+"""Scoring windows: which input tokens predict which targets, and the targets' loss computed in chunks of rows.
 
-A window of C input tokens x[i-C:i] predicts the C tokens x[i-C+1:i+1]. For a stride S <= C and a
-scored region [a, b) of target positions, blocks [q, q+S) are scored one after the other, each from a
-window that ends just before its last target; so every target in [a, b) is scored exactly once per
-length, with at least C - S tokens of context. ``a = max(C) + 1 - S`` lets the longest window fit, so
-all lengths score the same targets (REFERENCE D7). Perplexity is exp of the mean NLL over tokens, not
-over windows. The loss is computed from hidden states in chunks of rows, so the full-vocabulary logits
-of a long window never exist at once.
+A window of C input tokens x[i-C:i] predicts x[i-C+1:i+1]; :func:`windows` lays windows of one length over a
+scored region so that every target in it is scored exactly once, and :func:`window_nll` computes their loss
+from hidden states a chunk of rows at a time, so the full-vocabulary logits of a long window never exist at
+once (:mod:`ctxext.eval.tasks.ppl` explains the scoring rule).
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ scored region [a, b) of target positions, blocks [q, q+S) are scored one after t
 window that ends just before its last target; so every target in [a, b) is scored exactly once per
 length, with at least C - S tokens of context. ``a = max(C) + 1 - S`` lets the longest window fit, so
 all lengths score the same targets (REFERENCE D7). Perplexity is exp of the mean NLL over tokens, not
-over windows. The loss is computed from hidden states in chunks of rows, so the full-vocabulary logits
-of a long window never exist at once.
+over windows.
 """
 
 from __future__ import annotations
