@@ -11,6 +11,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from ctxext.cli.main import main, run
+from ctxext.eval.intervals import bootstrap_interval, wilson_interval
 from ctxext.eval.registry import Task, register
 from ctxext.eval.report import MAIN_METRIC
 from ctxext.eval.run import TASKS  # every task registered
@@ -18,7 +19,6 @@ from ctxext.eval.tasks.ruler import (
     SUBTASKS,
     WITHOUT_DATA,
     Builder,
-    bootstrap_interval,
     effective_lengths,
     string_match_all,
 )
@@ -92,6 +92,13 @@ def test_bootstrap_interval_contains_the_mean_and_narrows_with_samples():
     assert small[0] <= 0.75 <= small[1] and large[0] <= 0.75 <= large[1]
     assert large[1] - large[0] < small[1] - small[0]
     assert bootstrap_interval([[1.0] * 5]) == [1.0, 1.0]
+
+
+def test_wilson_interval_matches_its_formula_at_known_points():
+    assert wilson_interval(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx([0.7225, 1.0], abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx([0.2366, 0.7634], abs=1e-4)
+    assert wilson_interval(50, 100)[1] - wilson_interval(50, 100)[0] < 0.2
 
 
 def test_effective_length_is_the_longest_length_up_to_which_the_average_holds():

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...errors import CtxextError
+from ..intervals import wilson_interval
 from ..registry import Task, TaskInput, register
 
 INSTRUCTION = (
@@ -77,8 +78,10 @@ def grid_rows(cells: list[tuple], passed: list[bool], depths: list[float], trial
     results = {}
     for length in dict.fromkeys(length for length, _, _ in cells):
         by_depth = {f"{depth:g}": sum(outcome[length, depth]) / trials for depth in depths}
+        passed = sum(sum(outcome[length, depth]) for depth in depths)
         results[length] = {
             "accuracy": sum(by_depth.values()) / len(by_depth),
+            "ci95": wilson_interval(passed, trials * len(depths)),
             "trials": trials * len(depths),
             "depths": by_depth,
         }

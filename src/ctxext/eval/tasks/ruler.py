@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from ...errors import CtxextError, did_you_mean
 from ...texts import default_short_texts
+from ..intervals import bootstrap_interval
 from ..registry import Task, TaskInput, register
 from .passkey import continuations
 
@@ -267,17 +268,6 @@ class Builder:
 def string_match_all(prediction: str, answers: list[str]) -> float:
     """RULER's score: the share of answers found in the prediction, case-insensitively."""
     return sum(answer.lower() in prediction.lower() for answer in answers) / len(answers)
-
-
-def bootstrap_interval(scores: list[list[float]], draws: int = 2000, seed: int = 0) -> list[float]:
-    """95% percentile interval of the mean over groups of the group means, samples resampled within groups."""
-    rng = random.Random(seed)
-    means = []
-    for _ in range(draws):
-        groups = [sum(rng.choices(group, k=len(group))) / len(group) for group in scores]
-        means.append(sum(groups) / len(groups))
-    means.sort()
-    return [means[int(0.025 * draws)], means[min(draws - 1, int(0.975 * draws))]]
 
 
 def run(inp: TaskInput, label: str, mode: str) -> dict:
