@@ -11,7 +11,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from ctxext.cli.main import main, run
-from ctxext.eval.intervals import bootstrap_interval, wilson_interval
+from ctxext.eval.intervals import average_interval, wilson_interval
 from ctxext.eval.registry import Task, register
 from ctxext.eval.report import MAIN_METRIC
 from ctxext.eval.run import TASKS  # every task registered
@@ -86,12 +86,10 @@ def test_string_match_all_is_the_share_of_answers_found():
     assert string_match_all("ABCDE, fghij", ["abcde", "FGHIJ", "KLMNO"]) == pytest.approx(2 / 3)
 
 
-def test_bootstrap_interval_contains_the_mean_and_narrows_with_samples():
-    small = bootstrap_interval([[1.0, 0.0, 1.0, 1.0]])
-    large = bootstrap_interval([[1.0, 0.0, 1.0, 1.0] * 25])
-    assert small[0] <= 0.75 <= small[1] and large[0] <= 0.75 <= large[1]
-    assert large[1] - large[0] < small[1] - small[0]
-    assert bootstrap_interval([[1.0] * 5]) == [1.0, 1.0]
+def test_average_interval_combines_the_subtasks_standard_errors():
+    lo, hi = average_interval([0.5, 0.5], [[0.3, 0.7], [0.3, 0.7]])
+    assert lo == pytest.approx(0.5 - 0.2 / 2**0.5) and hi == pytest.approx(0.5 + 0.2 / 2**0.5)
+    assert average_interval([1.0, 1.0], [wilson_interval(6, 6)] * 2)[0] < 1.0  # 6 of 6 is no certainty
 
 
 def test_wilson_interval_matches_its_formula_at_known_points():

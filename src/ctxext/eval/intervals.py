@@ -1,15 +1,16 @@
-"""95% intervals for accuracies: Wilson's score interval for a share of successes (passkey), and a percentile
-bootstrap for means of scores that may be fractional (RULER's string_match_all), averaged over groups."""
+"""95% intervals for accuracies. Wilson's score interval for a share out of n trials (passkey trials, RULER samples;
+a RULER sample that finds some of its answers counts as that fraction of a success), which stays honest at 0%
+and 100% where a bootstrap collapses to a point; and for an average over subtasks, the average with the
+subtasks' standard errors (half an interval over 1.96) combined in quadrature."""
 
 from __future__ import annotations
 
 import math
-import random
 
 Z95 = 1.959964
 
 
-def wilson_interval(successes: int, trials: int) -> list[float]:
+def wilson_interval(successes: float, trials: int) -> list[float]:
     """Wilson (1927): the 95% score interval of a binomial share, sensible at 0 and 1 and for few trials."""
     if trials == 0:
         return [0.0, 1.0]
@@ -19,12 +20,8 @@ def wilson_interval(successes: int, trials: int) -> list[float]:
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
-def bootstrap_interval(scores: list[list[float]], draws: int = 2000, seed: int = 0) -> list[float]:
-    """95% percentile interval of the mean over groups of the group means, samples resampled within groups."""
-    rng = random.Random(seed)
-    means = []
-    for _ in range(draws):
-        groups = [sum(rng.choices(group, k=len(group))) / len(group) for group in scores]
-        means.append(sum(groups) / len(groups))
-    means.sort()
-    return [means[int(0.025 * draws)], means[min(draws - 1, int(0.975 * draws))]]
+def average_interval(means: list[float], intervals: list[list[float]]) -> list[float]:
+    """The 95% interval of the mean of ``means``, each with its own 95% interval, taken as independent."""
+    average = sum(means) / len(means)
+    spread = math.sqrt(sum(((hi - lo) / (2 * Z95)) ** 2 for lo, hi in intervals)) / len(means)
+    return [max(0.0, average - Z95 * spread), min(1.0, average + Z95 * spread)]

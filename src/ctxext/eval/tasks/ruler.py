@@ -16,9 +16,9 @@ generated here offline and deterministically from a seed:
 ids (instruction, haystack cut to fit with needles at sentence starts, question, answer prefix), so it is
 exactly the asked number of tokens; ``chat`` wraps it in the model's chat template. RULER's string_match_all
 scores a sample by the share of expected answers found, case-insensitively, in the greedy continuation. A 95%
-interval is a percentile bootstrap over samples. A method's effective length is the longest tested length up to
-which its average stays at or above a threshold: RULER's 85.6 (Llama-2-7B at 4k), or a share (0.9) of the
-model's own average at its native window, which is what a small model can be held to.
+interval is Wilson's over the samples (:mod:`ctxext.eval.intervals`). A method's effective length is the longest
+tested length up to which its average stays at or above a threshold: RULER's 85.6 (Llama-2-7B at 4k), or a
+share (0.9) of the model's own average at its native window, which is what a small model can be held to.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from ...errors import CtxextError, did_you_mean
 from ...texts import default_short_texts
-from ..intervals import bootstrap_interval
+from ..intervals import average_interval, wilson_interval
 from ..registry import Task, TaskInput, register
 from .passkey import continuations
 
@@ -288,17 +288,15 @@ def run(inp: TaskInput, label: str, mode: str) -> dict:
                 outputs = continuations(loaded.model, loaded.tokenizer, prompts, SUBTASKS[name].new_tokens)
                 scores[name] += [string_match_all(out, case.answers) for out, case in zip(outputs, part, strict=True)]
                 bar.update(len(part))
+        shares = {name: sum(values) / len(values) for name, values in scores.items()}
+        intervals = {name: wilson_interval(sum(values), len(values)) for name, values in scores.items()}
         tasks = {
-            name: {
-                "accuracy": 100 * sum(values) / len(values),
-                "ci95": [100 * x for x in bootstrap_interval([values])],
-                "samples": len(values),
-            }
-            for name, values in scores.items()
+            name: {"accuracy": 100 * shares[name], "ci95": [100 * x for x in intervals[name]], "samples": samples}
+            for name in scores
         }
         rows[length] = {
             "average": sum(t["accuracy"] for t in tasks.values()) / len(tasks),
-            "ci95": [100 * x for x in bootstrap_interval(list(scores.values()))],
+            "ci95": [100 * x for x in average_interval(list(shares.values()), list(intervals.values()))],
             "seconds_per_sample": (time.perf_counter() - started) / (samples * len(names)),
             "tasks": tasks,
         }
