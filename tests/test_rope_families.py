@@ -108,3 +108,21 @@ def test_existing_dynamic_scaling_grows_from_max_position_embeddings(tmp_path):
     source = tiny_decoders.save_decoder("llama", tmp_path / "dyn", rope={"rope_type": "dynamic", "factor": 2.0})
     plan = plan_rope(open_model_folder(source).config, str(source), 256, "yarn")
     assert plan.original == tiny_decoders.CONTEXT and plan.factor == 256 / tiny_decoders.CONTEXT
+
+
+def test_a_target_the_scaled_model_already_handles_is_refused_unless_rederived(tmp_path, capsys):
+    """YaRN x8 from 8 tokens: the folder handles its 64-token window now; a shorter target would shrink it."""
+    from ctxext.cli.main import main, run
+
+    rope = {"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 8}
+    source = tiny_decoders.save_decoder("llama", tmp_path / "scaled", rope=rope)
+    capsys.readouterr()  # the save's progress bar
+    for to in ("32", "64"):
+        assert run(main, ["extend", str(source), "--to", to, "-o", str(tmp_path / f"o{to}")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "already handles 64 tokens (yarn x8 from 8)" in err[0]
+        assert not (tmp_path / f"o{to}").exists()
+    assert run(main, ["extend", str(source), "--to", "128", "-o", str(tmp_path / "longer")]) == 0
+    assert json.loads((tmp_path / "longer" / "config.json").read_text())["rope_parameters"]["factor"] == 16.0
+    assert run(main, ["extend", str(source), "--to", "32", "--rederive", "-o", str(tmp_path / "re")]) == 0
+    assert json.loads((tmp_path / "re" / "config.json").read_text())["rope_parameters"]["factor"] == 4.0

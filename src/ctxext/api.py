@@ -47,6 +47,7 @@ def extend(
     original=None,
     tune: dict | None = None,
     base_class: bool = False,
+    rederive: bool = False,
     **table_options,
 ) -> Report:
     """Extend whatever ``model`` is and write ``out``; see the module docstring for the dispatch.
@@ -59,6 +60,8 @@ def extend(
     if base_class and kind not in ("learned", "rope"):
         raise CtxextError("--base-class applies to model folders that map to code of their own")
     dropped = tuple(remote_code(open_model_folder(model))) if base_class else ()
+    if rederive and kind not in ("rope", "gguf"):
+        raise CtxextError("--rederive applies to RoPE decoders that already carry scaling")
     if kind in ("relative", "alibi"):
         refuse_family(model)
     if runtimes and not check:
@@ -115,9 +118,12 @@ def extend(
             runtimes=runtimes,
             tune=tune,
             dropped=dropped,
+            rederive=rederive,
         )
         return Report(plan.describe(), search_notes(plan) + readback_notes(readback) + runtime_notes(plan, "folder"))
     if kind == "gguf":
         method = method or default_rope_method("folder" if fmt == "hf" else "gguf")
-        return extend_gguf(Path(model), Path(out), to, method, fmt, original, overwrite, check, dtype, runtimes, tune)
+        return extend_gguf(
+            Path(model), Path(out), to, method, fmt, original, overwrite, check, dtype, runtimes, tune, rederive
+        )
     return extend_yaml(Path(model), Path(out), to, method or default_rope_method("yaml"), original, overwrite)

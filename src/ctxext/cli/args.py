@@ -127,6 +127,12 @@ def build_parser() -> Parser:
     extend.add_argument("--overwrite", action="store_true", help="replace an existing output")
     extend.add_argument("--no-check", action="store_true", help="skip loading the output to verify it")
     extend.add_argument(
+        "--rederive",
+        action="store_true",
+        help="a model that already carries scaling: re-derive it from the original context even when --to is at "
+        "or below the window it handles now",
+    )
+    extend.add_argument(
         "--base-class",
         action="store_true",
         help="extend a folder that maps to code of its own (auto_map, *.py) as transformers' class for its model "

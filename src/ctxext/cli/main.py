@@ -144,6 +144,7 @@ def cmd_extend(args) -> None:
         check=not args.no_check,
         tune={"text": args.tune, "evaluations": args.tune_evals} if args.tune else None,
         base_class=args.base_class,
+        rederive=args.rederive,
         **_options(args),
     )
     print_report(report)

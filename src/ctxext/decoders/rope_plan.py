@@ -163,6 +163,20 @@ def plan_rope(
     return RopePlan(model=model, facts=facts, original=base_context, target=target, method=method, kept=kept)
 
 
+def check_above_current_window(plan: RopePlan) -> None:
+    """Refuse a target the model already handles. A model that carries scaling (Llama-3.1's llama3 x8, Qwen2.5's
+    YaRN) is re-derived from its true original context, so a target at or below the window it handles now would
+    replace its own trained scaling with a shorter one. Dynamic scaling grows by itself and is not refused."""
+    existing, handled = plan.facts.existing, plan.facts.context
+    kind = existing.get("rope_type", existing.get("type"))
+    if existing and kind != "dynamic" and plan.target <= handled:
+        raise CtxextError(
+            f"the model already handles {handled} tokens ({kind} x{existing.get('factor', '?'):g} from "
+            f"{plan.original}); --to {plan.target} would replace that with less: ask for more than {handled}, "
+            "or pass --rederive to re-derive it anyway"
+        )
+
+
 def rope_config(config: dict, plan: RopePlan) -> dict:
     """config.json with the plan applied: v5 ``rope_parameters`` and legacy keys, identical."""
     params = plan.rope_parameters()

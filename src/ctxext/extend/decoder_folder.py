@@ -11,7 +11,7 @@ import importlib
 import logging
 from pathlib import Path
 
-from ..decoders.rope_plan import RopePlan, plan_rope, rope_config
+from ..decoders.rope_plan import RopePlan, check_above_current_window, plan_rope, rope_config
 from ..errors import CtxextError
 from ..formats.hf_folder import copy_tree, drop_remote_code, open_model_folder, read_json, write_json
 from ..formats.provenance import append_card_section, write_provenance
@@ -103,11 +103,15 @@ def extend_decoder_folder(
     runtimes: tuple = (),
     tune: dict | None = None,
     dropped: tuple = (),
+    rederive: bool = False,
 ) -> tuple[RopePlan, dict | None]:
     """Write ``out``: the folder copied, config.json rewritten, the tokenizer's length raised. ``tune``
     ({"text": path, "evaluations": n}) searches longrope's divisors first (:mod:`ctxext.decoders.rope_search`)."""
     folder = open_model_folder(model)
-    plan = tuned(plan_rope(folder.config, str(folder.root), to, method, original), folder.root, tune, out, overwrite)
+    plan = plan_rope(folder.config, str(folder.root), to, method, original)
+    if not rederive:
+        check_above_current_window(plan)
+    plan = tuned(plan, folder.root, tune, out, overwrite)
     writer = HfRopeWriter(folder.root, plan, runtimes=runtimes, dropped=dropped)
     return plan, write_output(writer, out, overwrite, check)
 

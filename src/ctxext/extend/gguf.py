@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decoders.rope_plan import plan_rope
+from ..decoders.rope_plan import check_above_current_window, plan_rope
 from ..errors import CtxextError
 from ..formats.gguf_file import UINT32_MAX, GgufRopeWriter, gguf_config
 from ..pipeline import write_output
@@ -29,9 +29,13 @@ class GgufRuntimeWriter(GgufRopeWriter):
         return readback
 
 
-def extend_gguf(path: Path, out: Path, to, method, fmt, original, overwrite, check, dtype, runtimes=(), tune=None):
+def extend_gguf(
+    path: Path, out: Path, to, method, fmt, original, overwrite, check, dtype, runtimes=(), tune=None, rederive=False
+):
     config = gguf_config(path)
     plan = plan_rope(config, str(path), to, method, original)
+    if not rederive:
+        check_above_current_window(plan)
     if fmt != "hf" and plan.target > UINT32_MAX:
         raise CtxextError(f"a GGUF stores lengths as 32-bit unsigned integers: --to at most {UINT32_MAX}")
     plan = tuned(plan, path, tune, out, overwrite)
