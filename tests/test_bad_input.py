@@ -227,7 +227,7 @@ MORE_CASES = {
         ["train", "{root}/llama", "--to", "64", "--distill", "1", "--data", "{root}/a-file.txt", "-o", "{out}"],
         "--distill is for encoders",
     ),
-    "eval --backend vllm for drift": ([*EVAL[:3], "drift", *EVAL[4:], "--backend", "vllm"], "measures ppl and passkey"),
+    "eval --backend vllm for drift": ([*EVAL[:3], "drift", *EVAL[4:], "--backend", "vllm"], "measures passkey and ppl"),
     "eval --backend vllm on a file": (
         ["eval", "{root}/a-file.txt", "--task", "ppl", "--lengths", "32", "--backend", "vllm", "-o", "{out}.json"],
         "reads model folders",

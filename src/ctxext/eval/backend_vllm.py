@@ -66,7 +66,7 @@ def check_backend_input(model: Path, task: str) -> None:
     from .registry import TASKS
 
     if "vllm" not in TASKS[task].backends:
-        measured = ", ".join(name for name, spec in TASKS.items() if "vllm" in spec.backends)
+        measured = " and ".join(name for name, spec in TASKS.items() if "vllm" in spec.backends)
         raise CtxextError(f"--backend vllm measures {measured}; {task!r} runs in transformers")
     if model.suffix.lower() == ".gguf" or not (model / "config.json").is_file():
         raise CtxextError(
