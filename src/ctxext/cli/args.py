@@ -106,14 +106,16 @@ def build_parser() -> Parser:
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
 
     inspect = verbs.add_parser("inspect", help="show a model's positions and what --to N would change")
-    inspect.add_argument("model", help="model folder, .gguf file or NeMo / Cerebras .yaml config")
+    inspect.add_argument("model", help="hub id (org/name) or model folder, .gguf file or NeMo / Cerebras .yaml config")
+    inspect.add_argument("--revision", help="a hub id's branch, tag or commit")
     inspect.add_argument("--to", help="target length in tokens: also compare what each method changes")
     inspect.add_argument("--methods", help="methods to compare, comma-separated (default: all for the model's kind)")
     inspect.add_argument("--texts", help="file of short texts, one per line, for encoder drift (default: shipped)")
     add_table_options(inspect)
 
     extend = verbs.add_parser("extend", help="write a model with a longer context")
-    extend.add_argument("model", help="model folder, .gguf file or NeMo / Cerebras .yaml config")
+    extend.add_argument("model", help="hub id (org/name) or model folder, .gguf file or NeMo / Cerebras .yaml config")
+    extend.add_argument("--revision", help="a hub id's branch, tag or commit")
     extend.add_argument("--to", help="target length in tokens")
     extend.add_argument("--method", type=name, help=METHOD_HELP)
     extend.add_argument("-o", "--output", required=True, help="output (must not exist unless --overwrite)")
@@ -156,7 +158,8 @@ def build_parser() -> Parser:
     add_table_options(extend)
 
     evaluate = verbs.add_parser("eval", help="measure a model, or methods applied in memory, across lengths")
-    evaluate.add_argument("model", help="model folder or .gguf file")
+    evaluate.add_argument("model", help="hub id (org/name) or model folder or .gguf file")
+    evaluate.add_argument("--revision", help="a hub id's branch, tag or commit")
     evaluate.add_argument(
         "--task", required=True, help="ppl, passkey, ruler (decoders), retrieval (encoders), drift (both)"
     )
@@ -218,7 +221,10 @@ def build_parser() -> Parser:
         help="continue training a decoder on text packed at the new length, or train only the new position rows "
         "of an encoder (short inputs stay bit-identical)",
     )
-    training.add_argument("model", help="model folder (a decoder, usually written by ctxext extend; or an encoder)")
+    training.add_argument(
+        "model", help="hub id (org/name) or model folder (a decoder, usually written by ctxext extend; or an encoder)"
+    )
+    training.add_argument("--revision", help="a hub id's branch, tag or commit")
     training.add_argument("--to", type=positive_int, required=True, help="sequence length to train at")
     training.add_argument("--data", nargs="+", required=True, help="text files or folders")
     training.add_argument(
@@ -265,7 +271,8 @@ def build_parser() -> Parser:
     conform = verbs.add_parser(
         "conform", help="write each method's output and score it on the same tokens in every runtime that reads it"
     )
-    conform.add_argument("model", help="RoPE model folder or .gguf file")
+    conform.add_argument("model", help="hub id (org/name) or RoPE model folder or .gguf file")
+    conform.add_argument("--revision", help="a hub id's branch, tag or commit")
     conform.add_argument("--to", type=positive_int, required=True, help="target length the outputs are written for")
     conform.add_argument(
         "--methods",

@@ -304,6 +304,10 @@ def main(argv=None) -> None:
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
+    if getattr(args, "model", None):
+        from ..hub import resolve_model
+
+        args.model = resolve_model(args.model, args.revision)
     verbs = {"inspect": cmd_inspect, "extend": cmd_extend, "eval": cmd_eval, "train": cmd_train, "plot": cmd_plot}
     verbs["conform"] = cmd_conform
     verbs[args.verb](args)

@@ -14,13 +14,14 @@ import json
 import logging
 
 from ..errors import CtxextError
+from ..hub import resolve_model
 from .args import Parser
 from .main import exit_now, quiet_libraries, run
 
 
 def _parser(prog: str, description: str, need_length: bool, types: tuple[str, ...] = ()) -> Parser:
     parser = Parser(prog=prog, description=description)
-    parser.add_argument("--model_name_or_path", required=True, help="model folder to extend")
+    parser.add_argument("--model_name_or_path", required=True, help="model folder or hub id (org/name) to extend")
     parser.add_argument(
         "--max_seq_length", required=need_length, help="target length in usable tokens (excluding the offset rows)"
     )
@@ -54,7 +55,7 @@ def _extend(args: argparse.Namespace, method: str) -> None:
     logging.basicConfig(level=logging.WARNING)
     quiet_libraries()
     plan, result = extend_encoder(
-        args.model_name_or_path,
+        resolve_model(args.model_name_or_path),
         args.output_dir,
         args.max_seq_length,
         method,
