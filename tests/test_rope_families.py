@@ -122,6 +122,9 @@ def test_a_target_the_scaled_model_already_handles_is_refused_unless_rederived(t
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "already handles 64 tokens (yarn x8 from 8)" in err[0]
         assert not (tmp_path / f"o{to}").exists()
+    assert run(main, ["inspect", str(source)]) == 0
+    printed = capsys.readouterr().out
+    assert "handles now       64 tokens (trained at 8, then scaled)" in printed
     assert run(main, ["extend", str(source), "--to", "128", "-o", str(tmp_path / "longer")]) == 0
     assert json.loads((tmp_path / "longer" / "config.json").read_text())["rope_parameters"]["factor"] == 16.0
     assert run(main, ["extend", str(source), "--to", "32", "--rederive", "-o", str(tmp_path / "re")]) == 0

@@ -102,6 +102,8 @@ class RopePlan:
             ("original context", str(self.original)),
             ("existing scaling", _short(facts.existing) if facts.existing else "none"),
         ]
+        if facts.existing and facts.context != self.original:
+            rows.append(("handles now", f"{facts.context} tokens (trained at {self.original}, then scaled)"))
         if facts.layer_type:
             rows.append(("scaled layers", f"{facts.layer_type} (kept: {', '.join(facts.other_layer_types) or '-'})"))
         if self.target != self.original:
