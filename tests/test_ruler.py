@@ -68,6 +68,24 @@ def test_needles_sit_at_the_asked_depths_and_hold_the_answers(builder, tokenizer
         assert needle.strip().startswith(("One of the special magic", "VAR ")), needle
 
 
+def test_with_chat_the_question_closes_the_user_turn_and_the_answer_prefix_opens_the_models(tokenizer):
+    chat = Builder(tokenizer, chat=True)
+    sample = chat.sample("niah_single_1", 600, 0)
+    text = tokenizer.decode(sample.ids)
+    assert len(sample.ids) == 600 and text.startswith(chat.chat_parts[0].split("user")[0])
+    question = text.index("mentioned in the provided text?")
+    assistant = text.index(chat.chat_parts[1].strip(), question)
+    assert text.rstrip().endswith("mentioned in the provided text are") and assistant < len(text) - 80
+
+
+def test_chat_without_a_chat_template_is_refused(tokenizer):
+    import tiny
+    from ctxext.errors import CtxextError
+
+    with pytest.raises(CtxextError, match="no chat template"):
+        Builder(tiny.tokenizer(), chat=True)
+
+
 def test_aggregation_answers_are_the_most_frequent_words(builder, tokenizer):
     cwe = builder.sample("cwe", 4096, 0)
     words = tokenizer.decode(cwe.ids).split("\n")

@@ -45,26 +45,30 @@ NIAH_HEAD = (
     "Some special magic {kind} are hidden within the following text. Make sure to memorize it. "
     "I will quiz you about the {kind} afterwards.\n"
 )
-NIAH_TAIL = (
-    "\nWhat are all the special magic {kind} for {query} mentioned in the provided text? "
-    "The special magic {kind} for {query} mentioned in the provided text are"
-)
+NIAH_QUESTION = "\nWhat are all the special magic {kind} for {query} mentioned in the provided text?"
+NIAH_ANSWER = " The special magic {kind} for {query} mentioned in the provided text are"
 NEEDLE = "One of the special magic {kind} for {key} is: {value}."
 VT_HEAD = "Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n"
-VT_TAIL = (
-    "\nQuestion: Find all variables that are assigned the value {value} in the text above. Answer: According to "
-    "the chain(s) of variable assignment in the text above, 5 variables are assigned the value {value}, they are: "
+VT_QUESTION = "\nQuestion: Find all variables that are assigned the value {value} in the text above."
+VT_ANSWER = (
+    " Answer: According to the chain(s) of variable assignment in the text above, 5 variables are assigned the "
+    "value {value}, they are: "
 )
 CWE_HEAD = (
     "Below is a numbered list of words. In these words, some appear more often than others. "
     "Memorize the ones that appear most often.\n"
 )
-CWE_TAIL = "\nQuestion: What are the 10 most common words in the above list? Answer: The top 10 words that appear most often in the list are:"  # noqa: E501
-FWE_HEAD = "Read the following coded text and track the frequency of each coded word. Find the three most frequently appeared coded words. "  # noqa: E501
-FWE_TAIL = (
-    "\nQuestion: Do not provide any explanation. What are the three most frequently appeared words in the above "
-    "coded text? Answer: According to the coded text above, the three most frequently appeared words are:"
+CWE_QUESTION = "\nQuestion: What are the 10 most common words in the above list?"
+CWE_ANSWER = " Answer: The top 10 words that appear most often in the list are:"
+FWE_HEAD = (
+    "Read the following coded text and track the frequency of each coded word. Find the three most frequently "
+    "appeared coded words. "
 )
+FWE_QUESTION = (
+    "\nQuestion: Do not provide any explanation. What are the three most frequently appeared words in the above "
+    "coded text?"
+)
+FWE_ANSWER = " Answer: According to the coded text above, the three most frequently appeared words are:"
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,8 @@ class Builder:
 
     def _chat_parts(self) -> tuple[str, str]:
         marker = "\x00RULER\x00"
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise CtxextError("--chat: the model's tokenizer has no chat template")
         rendered = self.tokenizer.apply_chat_template(
             [{"role": "user", "content": marker}], tokenize=False, add_generation_prompt=True
         )
@@ -138,10 +144,11 @@ class Builder:
         return before, after
 
     def _head(self, text: str) -> list[int]:
-        ids = self.tokenizer(self.chat_parts[0] + text, add_special_tokens=not self.chat)["input_ids"]
-        return ids
+        return self.tokenizer(self.chat_parts[0] + text, add_special_tokens=not self.chat)["input_ids"]
 
     def _tail(self, question: str, answer_prefix: str) -> list[int]:
+        """The question closes the user's turn; RULER's answer prefix opens the model's (after the chat template's
+        assistant header with ``chat``)."""
         return self._ids(question + self.chat_parts[1] + answer_prefix)
 
     def key(self, rng: random.Random, kind: str) -> str:
@@ -169,7 +176,7 @@ class Builder:
         asked = keys[: spec.queries]
         query = ", ".join(asked[:-1]) + f" and {asked[-1]}" if len(asked) > 1 else asked[0]
         head = self._head(NIAH_HEAD.format(kind=kind))
-        tail = self._tail(NIAH_TAIL.format(kind=kind, query=query), "")
+        tail = self._tail(NIAH_QUESTION.format(kind=kind, query=query), NIAH_ANSWER.format(kind=kind, query=query))
         if spec.haystack == "needles":
 
             def pool():
@@ -187,12 +194,12 @@ class Builder:
         names = ["".join(rng.choices(string.ascii_uppercase, k=5)) for _ in range(5)]
         value = str(rng.randint(10000, 99999))
         chain = [f"VAR {names[0]} = {value}."] + [f"VAR {b} = VAR {a}." for a, b in zip(names, names[1:], strict=False)]
-        head, tail = self._head(VT_HEAD), self._tail(VT_TAIL.format(value=value), "")
+        head, tail = self._head(VT_HEAD), self._tail(VT_QUESTION.format(value=value), VT_ANSWER.format(value=value))
         needles = [self._ids(" " + line) for line in chain]
         return self._assemble(head, tail, needles, self._cycle(self.noise, rng), length, rng, depths, names)
 
     def _cwe(self, spec: Spec, length: int, rng: random.Random, depths) -> Sample:
-        head, tail = self._head(CWE_HEAD), self._tail(CWE_TAIL, "")
+        head, tail = self._head(CWE_HEAD), self._tail(CWE_QUESTION, CWE_ANSWER)
         budget = length - len(head) - len(tail)
         pool = rng.sample(self.words, len(self.words))
         common, rest = pool[:10], pool[10:]
@@ -215,7 +222,7 @@ class Builder:
         return Sample(head + body + tail, common)
 
     def _fwe(self, spec: Spec, length: int, rng: random.Random, depths) -> Sample:
-        head, tail = self._head(FWE_HEAD), self._tail(FWE_TAIL, "")
+        head, tail = self._head(FWE_HEAD), self._tail(FWE_QUESTION, FWE_ANSWER)
         budget = length - len(head) - len(tail)
         vocabulary = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 6))) for _ in range(800)]
         weights = [1 / (rank**2) for rank in range(1, len(vocabulary) + 1)]  # Zipf, alpha 2
