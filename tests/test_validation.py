@@ -248,6 +248,17 @@ def test_a_folder_with_code_of_its_own_is_refused_unless_its_base_class_is_asked
     assert not mark.exists()
 
 
+def test_an_encoder_with_code_of_its_own_extends_as_its_base_class_without_the_code(root, tmp_path, capsys):
+    model = tmp_path / "bert-code"
+    shutil.copytree(root / "bert", model)
+    (model / "modeling_custom.py").write_text("raise SystemExit('ran')\n")
+    out = tmp_path / "out"
+    refused(["extend", str(model), "--to", "128", "-o", str(out)], "modeling_custom.py", capsys, tmp_path)
+    assert run(main, ["extend", str(model), "--to", "128", "--base-class", "-o", str(out)]) == 0
+    assert not list(out.rglob("*.py"))
+    assert json.loads((out / "ctxext.json").read_text())["remote_code_dropped"] == ["modeling_custom.py"]
+
+
 def test_base_class_is_refused_where_it_means_nothing(root, tmp_path, capsys):
     argv = ["extend", str(root / "tiny.gguf"), "--to", "4096", "--base-class", "-o", str(tmp_path / "o.gguf")]
     refused(argv, "--base-class applies", capsys, tmp_path)

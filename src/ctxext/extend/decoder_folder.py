@@ -75,7 +75,7 @@ class HfRopeWriter:
             copy_tree(self.source, staging, skip=set())
         write_rope_config(staging, self.plan)
         if self.dropped:
-            drop_remote_code(staging)
+            drop_remote_code(staging, self.dropped)
 
     def read_back(self, staging: Path) -> dict:
         readback = transformers_readback(staging, self.plan)

@@ -94,7 +94,7 @@ class TableWriter:
     def write(self, staging: Path) -> None:
         write_files(self.model_folder, self.plan, staging)
         if self.dropped:
-            drop_remote_code(staging)
+            drop_remote_code(staging, self.dropped)
 
     def read_back(self, staging: Path) -> Verification:
         return verify(Embedder(self.source), Embedder(staging), self.plan, self.texts)

@@ -180,16 +180,18 @@ def _check_modules(root: Path) -> None:
 
 
 def remote_code(folder: ModelFolder) -> list[str]:
-    """What in the folder is code of its own: an ``auto_map`` in config.json, and Python files."""
+    """What in the folder is code of its own: an ``auto_map`` in config.json, and the Python files beside its
+    config (paths relative to the folder)."""
     found = ["auto_map"] if "auto_map" in folder.config else []
-    found += sorted({p.name for d in {folder.root, folder.transformer_dir} for p in d.glob("*.py")})
-    return found
+    files = {p for d in {folder.root, folder.transformer_dir} for p in d.glob("*.py")}
+    return found + sorted(str(p.relative_to(folder.root)) for p in files)
 
 
-def drop_remote_code(staging: Path) -> None:
-    """Remove a staged copy's Python files and every config.json's ``auto_map``."""
-    for code in staging.rglob("*.py"):
-        code.unlink()
+def drop_remote_code(staging: Path, dropped: tuple[str, ...]) -> None:
+    """Remove from a staged copy what :func:`remote_code` found: its Python files and every ``auto_map``."""
+    for name in dropped:
+        if name != "auto_map":
+            (staging / name).unlink()
     for config_path in staging.rglob("config.json"):
         config = read_json(config_path)
         if config.pop("auto_map", None) is not None:
