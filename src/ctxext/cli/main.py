@@ -39,7 +39,7 @@ def run(main, argv=None, prog: str = "ctxext") -> int:
         print(f"{prog}: terminated", file=sys.stderr)
         return 143
     finally:
-        signal.signal(signal.SIGTERM, _exit_at_once)
+        signal.signal(signal.SIGTERM, lambda signum, frame: _exit_at_once(prog))
     return 0
 
 
@@ -51,9 +51,9 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
-def _exit_at_once(signum, frame):
+def _exit_at_once(prog: str = "ctxext") -> None:
     """SIGTERM after the work (or its error message): nothing is staged any more, so end now, in one line."""
-    os.write(2, b"ctxext: terminated\n")
+    os.write(2, f"{prog}: terminated\n".encode())
     os._exit(143)
 
 
@@ -316,7 +316,7 @@ def main(argv=None) -> None:
 def entry() -> None:
     import signal
 
-    signal.signal(signal.SIGTERM, _exit_at_once)  # until run() installs the handler that cleans up
+    signal.signal(signal.SIGTERM, lambda signum, frame: _exit_at_once())  # until run() installs the clean-up one
     exit_now(run(main))
 
 
