@@ -1,5 +1,5 @@
-"""Typed checks of the numbers ctxext reads from files (config.json, GGUF metadata, YAML) and takes on the
-command line: one line naming the value when it cannot be right."""
+"""Typed checks of the numbers ctxext reads from files (config.json, GGUF metadata, NeMo / Cerebras YAML, results
+files): one line naming the value when it cannot be right."""
 
 from __future__ import annotations
 

@@ -150,7 +150,7 @@ def _measure_here(task, loaded, lengths, to, data, options, subtasks, jsonl, cou
     if text and loaded.kind == "decoder":
         ids = torch.tensor(loaded.tokenizer(text, verbose=False)["input_ids"][: options["max_tokens"]])
     spec = TASKS[task]
-    inp = TaskInput(loaded, lengths, to, text, ids, {**options, "subtasks": subtasks, "jsonl": jsonl, "count": count})
+    inp = TaskInput(loaded, lengths, to, text, ids, {**options, "jsonl": jsonl, "count": count})
     inp.baseline = spec.prepare(inp) if spec.prepare else None
 
     def measure(label: str) -> dict:

@@ -68,7 +68,7 @@ def read_yaml_config(path: str | Path) -> tuple[str, dict, str]:
 def original_context(section: dict, flavour: str) -> int:
     """The pre-scaling context: max_position_embeddings / an existing interpolation factor."""
     key = FLAVOURS[flavour]["factor"]
-    factor = positive_rate(section[key], f"{key}") if section.get(key) is not None else 1.0
+    factor = positive_rate(section[key], key) if section.get(key) is not None else 1.0
     return round(positive_whole(section.get("max_position_embeddings"), "max_position_embeddings") / factor)
 
 
