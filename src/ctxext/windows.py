@@ -49,20 +49,37 @@ def scored_region(n_tokens: int, lengths: list[int], stride: int) -> tuple[int, 
     return first, n_tokens
 
 
+def input_device(model) -> torch.device:
+    """Where the model's input ids belong: its input embedding's device (under a device map, ``model.device`` is
+    only the first parameter's)."""
+    return model.get_input_embeddings().weight.device
+
+
+@torch.inference_mode()
+def last_hidden(model, inputs: torch.Tensor) -> torch.Tensor:
+    """The final hidden states (n, hidden) of one sequence, with no KV cache (a scoring forward never reuses one)."""
+    return model.base_model(input_ids=inputs.unsqueeze(0).to(input_device(model)), use_cache=False).last_hidden_state[0]
+
+
+def head_logits(model, rows: torch.Tensor) -> torch.Tensor:
+    """fp32 next-token logits of some hidden-state rows, softcapped where the model's config says so."""
+    logits = model.get_output_embeddings()(rows).float()
+    if getattr(model.config, "final_logit_softcapping", None):
+        cap = model.config.final_logit_softcapping
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
 @torch.inference_mode()
 def window_nll(model, ids: torch.Tensor, window: Window, chunk_rows: int = 1024) -> torch.Tensor:
-    """Per-target negative log-likelihood (float64) of the window's scored targets."""
-    inputs = ids[window.start : window.end].unsqueeze(0).to(model.device)
-    hidden = model.base_model(input_ids=inputs).last_hidden_state[0]
+    """Per-target negative log-likelihood (float64) of the window's scored targets; targets meet the logits on
+    the device the output head put them on."""
+    hidden = last_hidden(model, ids[window.start : window.end])
     offset = window.score_from - 1 - window.start  # row of the hidden state that predicts score_from
-    targets = ids[window.score_from : window.end + 1].to(model.device)
+    targets = ids[window.score_from : window.end + 1]
     losses = []
-    head = model.get_output_embeddings()
     for start in range(0, len(targets), chunk_rows):
-        rows = hidden[offset + start : offset + start + chunk_rows]
-        logits = head(rows).float()
-        if getattr(model.config, "final_logit_softcapping", None):
-            cap = model.config.final_logit_softcapping
-            logits = torch.tanh(logits / cap) * cap
-        losses.append(F.cross_entropy(logits, targets[start : start + len(rows)], reduction="none").double())
-    return torch.cat(losses).cpu()
+        logits = head_logits(model, hidden[offset + start : offset + start + chunk_rows])
+        wanted = targets[start : start + len(logits)].to(logits.device)
+        losses.append(F.cross_entropy(logits, wanted, reduction="none").cpu().double())
+    return torch.cat(losses)

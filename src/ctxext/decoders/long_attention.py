@@ -43,6 +43,7 @@ from .attention_labels import LONG_ATTENTION, is_attention_label, parse_label
 
 ATTENTION_NAME = "ctxext_remapped"
 BLOCK = 1024  # queries per block, at most the scheme's block_limit
+KEY_TILE = 2048  # keys scored at once where the score matrix is formed (off the CPU)
 EXPLICIT_SCORES = False  # True: form the score matrix on a CPU too (what other devices do)
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi", "phi3", "gpt_neox", "olmo", "olmo2", "granite", "smollm3")
 
@@ -224,13 +225,15 @@ def defaults_note(context: int, target: int) -> str:
 
 
 def rotate(x: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
-    """RoPE by ``delta`` positions (b, n) in transformers' rotate_half layout, on the first 2 len(inv_freq) dims."""
+    """RoPE by ``delta`` positions (b, n) in transformers' rotate_half layout, on the first 2 len(inv_freq) dims;
+    ``delta`` and ``inv_freq`` are host tensors."""
     if not bool(delta.any()):
         return x
     rot = 2 * inv_freq.numel()
+    # angles in float64 on the host (positions and frequencies live there; Apple's MPS has no float64)
     angles = delta.double().unsqueeze(-1) * inv_freq.double()
     angles = torch.cat([angles, angles], dim=-1).unsqueeze(1)  # (b, 1, n, rot)
-    cos, sin = angles.cos().float(), angles.sin().float()
+    cos, sin = (part.float().to(x.device, non_blocking=True) for part in (angles.cos(), angles.sin()))
     part = x[..., :rot].float()
     half = rot // 2
     turned = torch.cat([-part[..., half:], part[..., :half]], dim=-1)
@@ -238,28 +241,46 @@ def rotate(x: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> torc
     return torch.cat([rotated, x[..., rot:]], dim=-1) if rot < x.shape[-1] else rotated
 
 
+def _merge(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One softmax over several key sets from each set's (output, log-sum-exp): outputs weighted by their share."""
+    lse = torch.stack(lses)
+    total = torch.logsumexp(lse, dim=0)
+    weights = torch.exp(lse - total).nan_to_num(0.0).unsqueeze(-1)
+    return (weights * torch.stack(outs).float()).sum(0), total
+
+
 def _flash(q, k, v, scaling, allowed=None):
     """(output, log-sum-exp) of softmax attention over these keys; ``allowed`` (queries, keys) masks pairs.
-    On a CPU, PyTorch's flash-attention kernel (no score matrix is held); elsewhere the scores are formed."""
-    mask = None
+    On a CPU, PyTorch's flash-attention kernel (no score matrix is held); elsewhere scores are formed for at most
+    ``KEY_TILE`` keys at a time and the tiles merged by their log-sum-exp, so a call holds heads x queries x
+    KEY_TILE scores whatever the length."""
     if allowed is not None:
-        mask = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, float("-inf"))
+        allowed = allowed.to(q.device, non_blocking=True)
     if q.device.type == "cpu" and not EXPLICIT_SCORES:
+        mask = None
+        if allowed is not None:
+            mask = torch.zeros(allowed.shape, dtype=q.dtype).masked_fill(~allowed, float("-inf"))[None, None]
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            q, k, v, 0.0, False, attn_mask=None if mask is None else mask[None, None], scale=scaling
+            q, k, v, 0.0, False, attn_mask=mask, scale=scaling
         )
     else:
-        scores = torch.matmul(q, k.transpose(-1, -2)).float() * scaling
-        scores = scores if mask is None else scores + mask.float()
-        lse = torch.logsumexp(scores, dim=-1)
-        out = torch.matmul(torch.exp(scores - lse.unsqueeze(-1)).nan_to_num(0.0).to(v.dtype), v)
+        outs, lses = [], []
+        for lo in range(0, k.shape[2], KEY_TILE):
+            tile = slice(lo, lo + KEY_TILE)
+            scores = torch.matmul(q, k[:, :, tile].transpose(-1, -2)).float() * scaling
+            if allowed is not None:
+                scores = scores.masked_fill(~allowed[:, tile], float("-inf"))
+            lse = torch.logsumexp(scores, dim=-1)
+            probs = torch.exp(scores.sub_(lse.unsqueeze(-1))).nan_to_num_(0.0)
+            outs.append(torch.matmul(probs.to(v.dtype), v[:, :, tile])), lses.append(lse)
+        out, lse = _merge(outs, lses) if len(outs) > 1 else (outs[0], lses[0])
     if allowed is not None:  # the CPU kernel reports 0, not -inf, for a row with no key
         lse = lse.masked_fill(~allowed.any(-1), float("-inf"))
     return out, lse
 
 
 def _runs(columns: torch.Tensor) -> list[tuple[int, int]]:
-    """[start, end) of each run of True."""
+    """[start, end) of each run of True (a CPU tensor: no device synchronisation)."""
     index = columns.nonzero().flatten()
     if not len(index):
         return []
@@ -269,20 +290,35 @@ def _runs(columns: torch.Tensor) -> list[tuple[int, int]]:
     return list(zip(starts, ends, strict=True))
 
 
-def _one_sequence(scheme, inv_freq, query, key, value, q_pos, scaling):
-    """Attention of one unpadded sequence (1, heads, n, d), query positions ``q_pos`` (n,) contiguous.
+def _fold(q: torch.Tensor, groups: int) -> torch.Tensor:
+    """(1, kv_heads x groups, n, d) queries as (1, kv_heads, groups x n, d): each key/value head serves its group's
+    queries as extra rows, so K and V are never repeated per query head."""
+    _, heads, n, d = q.shape
+    return q.reshape(1, heads // groups, groups * n, d)
+
+
+def _unfold(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """The inverse of :func:`_fold` for outputs (1, kv, groups x n, d) and log-sum-exps (1, kv, groups x n)."""
+    kv, rows = x.shape[1], x.shape[2] // groups
+    return x.reshape(1, kv * groups, rows, *x.shape[3:])
+
+
+def _one_sequence(scheme, inv_freq, query, key, value, q_pos, scaling, out):
+    """Attention of one unpadded sequence written into ``out`` (1, heads, n, d): queries (1, heads, n, d), keys and
+    values (1, kv_heads, m, d), query positions ``q_pos`` (n,) contiguous, on the CPU: every position, region and
+    run is computed on the host.
 
     Per region and query block, a key before the block is scored with no mask where the region holds for the
     block's first and last query (for a fixed key, the queries a region holds for form an interval at least as
     long as a block, so it then holds for every query between), with a mask where it holds for one of them; keys
     inside the block (the causal diagonal) always with a mask. The pieces' outputs are merged by their log-sum-exp,
     which is one softmax over all of them."""
-    k_pos = torch.arange(key.shape[2], device=key.device) - (key.shape[2] - 1 - q_pos[-1])
+    groups = query.shape[1] // key.shape[1]
+    k_pos = torch.arange(key.shape[2]) - (key.shape[2] - 1 - q_pos[-1])
     pad = int((k_pos < 0).sum())  # left padding: positions below 0, never attended
     key, value, k_pos = key[:, :, pad:], value[:, :, pad:], k_pos[pad:]
     regions = scheme.regions()
     keys = [rotate(key, (region.key_at(k_pos) - k_pos)[None], inv_freq) for region in regions]
-    out = torch.empty_like(query)
     block = min(BLOCK, scheme.block_limit)
     for start in range(0, len(q_pos), block):
         rows = slice(start, min(start + block, len(q_pos)))
@@ -292,46 +328,42 @@ def _one_sequence(scheme, inv_freq, query, key, value, q_pos, scaling):
             at_first = region.applies(qp[0], k_pos) & (k_pos <= qp[0])
             at_last = region.applies(qp[-1], k_pos) & (k_pos <= qp[-1])
             diagonal = (k_pos >= qp[0]) & (k_pos <= qp[-1])
-            q = rotate(query[:, :, rows], (region.query_at(qp) - qp)[None], inv_freq)
+            q = _fold(rotate(query[:, :, rows], (region.query_at(qp) - qp)[None], inv_freq), groups)
             for lo, hi in _runs(at_first & at_last & ~diagonal):
                 piece = _flash(q, rotated_keys[:, :, lo:hi], value[:, :, lo:hi], scaling)
                 outs.append(piece[0]), lses.append(piece[1])
             for lo, hi in _runs((at_first ^ at_last) | diagonal):
                 j, i = k_pos[lo:hi].unsqueeze(0), qp.unsqueeze(1)
-                allowed = region.applies(i, j) & (j <= i)
+                allowed = (region.applies(i, j) & (j <= i)).repeat(groups, 1)
                 piece = _flash(q, rotated_keys[:, :, lo:hi], value[:, :, lo:hi], scaling, allowed)
                 outs.append(piece[0]), lses.append(piece[1])
-        lse = torch.stack(lses)
-        weights = torch.exp(lse - torch.logsumexp(lse, dim=0)).unsqueeze(-1)
-        out[:, :, rows] = (weights * torch.stack(outs)).sum(0).to(out.dtype)
-    return out
+        out[:, :, rows] = _unfold(_merge(outs, lses)[0], groups).to(out.dtype)
 
 
 def remapped_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
     """An attention function for transformers' AttentionInterface; the scheme and RoPE frequencies are attributes
     set on each attention module by ``enable``. Positions come from ``position_ids`` (left padding: positions
-    below 0 are padding); masks beyond causal and padding (packed sequences) are not supported."""
-    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+    below 0 are padding); masks beyond causal and padding (packed sequences) are not supported. Grouped key/value
+    heads are used as they are (no copy per query head)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    scheme, inv_freq = module.ctxext_scheme, module.ctxext_inv_freq.to(query.device)
+    scheme, inv_freq = module.ctxext_scheme, module.ctxext_inv_freq.cpu()
     n_queries, n_keys = query.shape[2], key.shape[2]
     q_pos = kwargs.get("position_ids")
     if q_pos is None or q_pos.shape[-1] != n_queries:
-        q_pos = torch.arange(n_keys - n_queries, n_keys, device=query.device).unsqueeze(0)
-    q_pos = q_pos.to(query.device).expand(query.shape[0], -1)
-    k_pos = torch.arange(n_keys, device=query.device).unsqueeze(0) - (n_keys - 1 - q_pos[:, -1:])
+        q_pos = torch.arange(n_keys - n_queries, n_keys).unsqueeze(0)
+    q_pos = q_pos.cpu().expand(query.shape[0], -1)  # positions live on the host: one copy per call
+    k_pos = torch.arange(n_keys).unsqueeze(0) - (n_keys - 1 - q_pos[:, -1:])
     if scheme.is_plain(q_pos, k_pos):
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
-    groups = query.shape[1] // key.shape[1]
-    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
-    rows = [
-        _one_sequence(scheme, inv_freq, query[r : r + 1], key[r : r + 1], value[r : r + 1], q_pos[r], scaling)
-        for r in range(query.shape[0])
-    ]
-    return torch.cat(rows).transpose(1, 2).contiguous(), None
+    out = query.new_empty(query.shape[0], n_queries, query.shape[1], query.shape[3])  # the layout returned
+    for r in range(query.shape[0]):
+        rows = out[r : r + 1].transpose(1, 2)  # a view: each sequence is written in place
+        _one_sequence(scheme, inv_freq, query[r : r + 1], key[r : r + 1], value[r : r + 1], q_pos[r], scaling, rows)
+    return out, None
 
 
 def _register() -> None:
@@ -358,7 +390,7 @@ def _check_model(model) -> torch.Tensor:
     rotary = modules[0][2]
     if rotary.rope_type == "dynamic":
         raise CtxextError("run-time attention needs fixed RoPE frequencies; this model uses dynamic scaling")
-    return rotary.inv_freq.detach().clone()
+    return rotary.inv_freq.detach().cpu().clone()  # held on the host, where run-time positions are computed
 
 
 def enable(model, method: str, to: int, **params) -> SelfExtend | DualChunk | String:

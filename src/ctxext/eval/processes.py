@@ -2,11 +2,19 @@
 N-th method (on its own GPU: ``--device auto`` reads the launcher's LOCAL_RANK), the main process gathers
 the rows in the order asked and writes the one results file, identical to a one-process run's. One process
 (no launcher): nothing changes.
+
+A process that finishes its methods first waits in the gather for the slowest, which may measure for hours (a
+70B model at 128k): the process group is started with a timeout of a year, not torch's default ten minutes
+after which the waiting process would die and the others' rows be lost. A process that fails ends the run
+through the launcher, not through the timeout.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+
+GATHER_TIMEOUT = datetime.timedelta(days=365)
 
 
 def _state():
@@ -15,7 +23,7 @@ def _state():
     import torch
     from accelerate import PartialState
 
-    return PartialState(cpu=not torch.cuda.is_available())  # CPU processes talk over gloo
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=GATHER_TIMEOUT)  # CPU processes: gloo
 
 
 def is_main() -> bool:

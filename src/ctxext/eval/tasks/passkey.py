@@ -15,6 +15,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ...errors import CtxextError
+from ...memory import prompt_batch
+from ...windows import input_device
 from ..intervals import wilson_interval
 from ..registry import Task, TaskInput, register
 
@@ -53,7 +55,7 @@ def passkey_answers(model, tokenizer, prompts: torch.Tensor, keys: list[int], ne
 @torch.inference_mode()
 def continuations(model, tokenizer, prompts: torch.Tensor, new_tokens: int = 8) -> list[str]:
     """Greedy continuations of equally long prompts, decoded as one batch (no padding needed)."""
-    ids = prompts.to(model.device)
+    ids = prompts.to(input_device(model))
     out = model.generate(
         ids,
         attention_mask=torch.ones_like(ids),
@@ -92,13 +94,14 @@ def passkey_grid(
     model, tokenizer, lengths: list[int], depths: list[float], trials: int, seed: int = 0, progress=None, batch=1
 ) -> dict[int, dict]:
     """The length x depth grid with fixed random 5-digit keys; prompts of one length (all exactly that long)
-    are decoded ``batch`` at a time."""
+    are decoded at most ``batch`` at a time, fewer where the device's free memory holds fewer."""
     cells = passkey_cells(lengths, depths, trials, seed)
     passed = []
     for length in lengths:
         mine = [cell for cell in cells if cell[0] == length]
-        for start in range(0, len(mine), batch):
-            part = mine[start : start + batch]
+        together = prompt_batch(model, length + 8, batch)
+        for start in range(0, len(mine), together):
+            part = mine[start : start + together]
             prompts = torch.stack([passkey_prompt(tokenizer, length, depth, key) for _, depth, key in part])
             passed += passkey_answers(model, tokenizer, prompts, [key for _, _, key in part])
             if progress:

@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...errors import CtxextError, did_you_mean
+from ...memory import prompt_batch
 from ...texts import default_short_texts
 from ..intervals import average_interval, wilson_interval
 from ..registry import Task, TaskInput, register
@@ -289,8 +290,9 @@ def run(inp: TaskInput, label: str, mode: str) -> dict:
         for name in names:
             cases = [builder.sample(name, length, index, seed) for index in range(samples)]
             scores[name] = []
-            for begin in range(0, samples, batch):
-                part = cases[begin : begin + batch]
+            together = prompt_batch(loaded.model, length + SUBTASKS[name].new_tokens, batch)
+            for begin in range(0, samples, together):
+                part = cases[begin : begin + together]
                 prompts = torch.tensor([case.ids for case in part])
                 outputs = continuations(loaded.model, loaded.tokenizer, prompts, SUBTASKS[name].new_tokens)
                 scores[name] += [string_match_all(out, case.answers) for out, case in zip(outputs, part, strict=True)]
