@@ -48,9 +48,16 @@ def extend(
     tune: dict | None = None,
     base_class: bool = False,
     rederive: bool = False,
+    serving=None,
+    link_weights: bool = False,
     **table_options,
 ) -> Report:
     """Extend whatever ``model`` is and write ``out``; see the module docstring for the dispatch.
+
+    ``serving`` (:class:`ctxext.runtimes.Serving`) places what ``tune`` and the read-back in ``runtimes``
+    compute: device, dtype, device map, and vLLM's tensor parallelism and memory share (default fp32 on the CPU).
+    ``link_weights``: a RoPE folder's weight files are linked to the source's, not copied (an output that lives
+    no longer than its source, such as a temporary folder a runtime reads).
 
     ``table_options`` go to :func:`ctxext.encoders.table_plan.plan_table` for learned tables (table_path,
     offset, keep_cls, keep_first, from_window)."""
@@ -70,6 +77,7 @@ def extend(
         raise CtxextError("--tune searches RoPE divisors; it applies to RoPE decoders (folders and GGUF)")
     if tune:
         method = method or "longrope"
+        tune = {"place": serving.place if serving else None, **tune}
     if runtimes and kind not in ("rope", "gguf"):
         raise CtxextError("--check-runtime reads back RoPE decoders (folders in vllm, GGUF files in llama.cpp)")
     if kind == "learned":
@@ -105,8 +113,11 @@ def extend(
 
         if fmt == "gguf":
             raise CtxextError("writing GGUF from a Hugging Face folder is llama.cpp's convert_hf_to_gguf.py's job")
-        if dtype:
-            raise CtxextError("--dtype applies to a GGUF converted to a folder; a folder keeps its own dtype")
+        if dtype and not (tune or runtimes):
+            raise CtxextError(
+                "--dtype applies to a GGUF converted to a folder or to what --tune and --check-runtime compute; "
+                "a folder keeps its own dtype"
+            )
         plan, readback = extend_decoder_folder(
             model,
             out,
@@ -119,11 +130,25 @@ def extend(
             tune=tune,
             dropped=dropped,
             rederive=rederive,
+            serving=serving,
+            link_weights=link_weights,
         )
         return Report(plan.describe(), search_notes(plan) + readback_notes(readback) + runtime_notes(plan, "folder"))
     if kind == "gguf":
         method = method or default_rope_method("folder" if fmt == "hf" else "gguf")
         return extend_gguf(
-            Path(model), Path(out), to, method, fmt, original, overwrite, check, dtype, runtimes, tune, rederive
+            Path(model),
+            Path(out),
+            to,
+            method,
+            fmt,
+            original,
+            overwrite,
+            check,
+            dtype,
+            runtimes,
+            tune,
+            rederive,
+            serving,
         )
     return extend_yaml(Path(model), Path(out), to, method or default_rope_method("yaml"), original, overwrite)

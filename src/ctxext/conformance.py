@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import CtxextError, did_you_mean
-from .runtimes import RUNTIMES, score_external
+from .runtimes import RUNTIMES, Serving, score_external
 from .runtimes.scoring import score_transformers
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,12 @@ def _row(method: str, runtime: str, written: Path, result: dict) -> dict:
     return row
 
 
-def _write(source: Path, out: Path, to: int, method: str, fmt: str = "same") -> str | None:
+def _write(source: Path, out: Path, to: int, method: str, fmt: str = "same", link: bool = False) -> str | None:
+    """Write one method's output (``link``: a folder's weight files linked to the source's); the refusal, if any."""
     from . import api
 
     try:
-        api.extend(source, out, to, method, fmt=fmt)
+        api.extend(source, out, to, method, fmt=fmt, link_weights=link)
     except CtxextError as exc:
         return f"refused: {exc}"
     return None
@@ -56,8 +57,10 @@ def conform(
     runtimes: list[str] | None = None,
     workdir: str | Path | None = None,
     kv_cache_gib: int = 4,
+    serving: Serving | None = None,
 ) -> list[dict]:
-    """Rows of {method, runtime, file, ppl, nll, count, finite, seconds, vs_transformers | error}."""
+    """Rows of {method, runtime, file, ppl, nll, count, finite, seconds, vs_transformers | error}; ``serving``
+    places transformers' reference and sets vLLM's engine (default fp32 on the CPU)."""
     from .decoders.rope_plan import check_rope_method
     from .inputs import input_kind
 
@@ -87,28 +90,35 @@ def conform(
             if not folder_source.exists():
                 folder_source.mkdir()
                 gguf_to_hf_folder(model, folder_source)
-        rows = []
+        rows, serving = [], serving or Serving()
         for method in methods:
-            rows += _conform_method(
-                model, kind, folder_source, work, to, method, tokens, score_from, runtimes, kv_cache_gib
-            )
+            written = _write_method(model, kind, folder_source, work, to, method, runtimes, linked=temp is not None)
+            rows += _score_method(method, written, tokens, score_from, runtimes, kv_cache_gib, serving)
         return rows
     finally:
         if temp:
             temp.cleanup()
 
 
-def _conform_method(model, kind, folder_source, work, to, method, tokens, score_from, runtimes, kv_cache_gib):
-    """``none`` scores the unchanged model: the gap between runtimes that no scaling explains (quantization)."""
+def _write_method(model, kind, folder_source, work, to, method, runtimes, linked) -> dict:
+    """{"folder" / "gguf": (written path, refusal or None)} for the forms the runtimes read; ``none`` is the
+    unchanged model (the gap between runtimes that no scaling explains: quantization). ``linked``: folders link
+    to the source's weights (a temporary work folder; --keep copies them)."""
     outputs = {}
     if any(RUNTIMES[r].reads == "folder" for r in runtimes):
         target = work / method
         outputs["folder"] = (
-            (folder_source, None) if method == "none" else (target, _write(folder_source, target, to, method))
+            (folder_source, None)
+            if method == "none"
+            else (target, _write(folder_source, target, to, method, link=linked))
         )
     if kind == "gguf" and any(RUNTIMES[r].reads == "gguf" for r in runtimes):
         target = work / f"{method}.gguf"
         outputs["gguf"] = (model, None) if method == "none" else (target, _write(model, target, to, method))
+    return outputs
+
+
+def _score_method(method, outputs, tokens, score_from, runtimes, kv_cache_gib, serving) -> list[dict]:
     rows = []
     for runtime in runtimes:
         reads = RUNTIMES[runtime].reads
@@ -120,9 +130,10 @@ def _conform_method(model, kind, folder_source, work, to, method, tokens, score_
             continue
         log.info("scoring %s in %s", written.name, runtime)
         if runtime == "transformers":
-            result = score_transformers(written, tokens, score_from)
+            result = score_transformers(written, tokens, score_from, serving.place)
         else:
-            result = score_external(runtime, written, tokens, score_from, kv_cache_gib=kv_cache_gib)
+            engine = serving.engine() if runtime == "vllm" else {}
+            result = score_external(runtime, written, tokens, score_from, kv_cache_gib=kv_cache_gib, **engine)
         rows.append(_row(method, runtime, written, result))
     reference = next((r.get("ppl") for r in rows if r["runtime"] == "transformers"), None)
     for row in rows:
@@ -147,7 +158,9 @@ def tokens_from_text(model: str | Path, data: list[str], count: int) -> list[int
     return ids[:count]
 
 
-def conform_text(model, to: int, methods, data, count=None, score_from=None, runtimes=None, workdir=None) -> dict:
+def conform_text(
+    model, to: int, methods, data, count=None, score_from=None, runtimes=None, workdir=None, serving=None
+) -> dict:
     """``conform`` on the first tokens of text files: by default a window of ``to`` - 1 tokens (vLLM counts
     the one token it must generate against the window) scored from its middle. Returns the results record."""
     from .formats.provenance import versions
@@ -155,7 +168,7 @@ def conform_text(model, to: int, methods, data, count=None, score_from=None, run
     count = count or to - 1
     tokens = tokens_from_text(model, data, count)
     score_from = count // 2 if score_from is None else score_from
-    rows = conform(model, to, methods, tokens, score_from, runtimes, workdir)
+    rows = conform(model, to, methods, tokens, score_from, runtimes, workdir, serving=serving)
     return {
         "model": str(model),
         "to": to,

@@ -123,7 +123,12 @@ def build_parser() -> Parser:
         choices=("same", "hf"),
         help="'hf' writes a Hugging Face folder from a GGUF input (default: same form as the input)",
     )
-    extend.add_argument("--dtype", choices=DTYPE_NAMES, help="weights of a GGUF converted with --format hf")
+    extend.add_argument(
+        "--dtype",
+        choices=DTYPE_NAMES,
+        help="weights of a GGUF converted with --format hf (default fp32); what --tune and --check-runtime compute "
+        "in (default bf16 on a GPU, else fp32)",
+    )
     extend.add_argument("--overwrite", action="store_true", help="replace an existing output")
     extend.add_argument("--no-check", action="store_true", help="skip loading the output to verify it")
     extend.add_argument(
@@ -153,6 +158,8 @@ def build_parser() -> Parser:
     extend.add_argument(
         "--tune-evals", type=positive_int, default=8, help="candidates --tune scores, 3 seeds included (default 8)"
     )
+    add_placement(extend, dtype=False, attn=False, what="--tune and --check-runtime")
+    add_vllm_options(extend)
     add_table_options(extend)
 
     evaluate = verbs.add_parser("eval", help="measure a model, or methods applied in memory, across lengths")
@@ -209,9 +216,13 @@ def build_parser() -> Parser:
         help="vllm: ppl and passkey measured in vLLM (its own environment, scripts/setup-runtimes.sh) on the same "
         "tokens and prompts, each method written to a folder first",
     )
-    evaluate.add_argument("--tensor-parallel", type=positive_int, default=1, help="vLLM: GPUs to shard the model over")
+    add_vllm_options(evaluate)
     evaluate.add_argument(
-        "--batch", type=positive_int, default=8, help="passkey prompts decoded together; vLLM: sequences in flight"
+        "--batch",
+        type=positive_int,
+        default=8,
+        help="passkey and ruler prompts decoded together at most (fewer where free device memory holds fewer); "
+        "vLLM: sequences in flight",
     )
 
     training = verbs.add_parser(
@@ -287,6 +298,8 @@ def build_parser() -> Parser:
     conform.add_argument("--keep", help="write the outputs into this folder and keep them (default: a temporary one)")
     conform.add_argument("-o", "--output", required=True, help="results JSON to write")
     conform.add_argument("--overwrite", action="store_true")
+    add_placement(conform, attn=False, what="transformers' reference")
+    add_vllm_options(conform)
 
     plot = verbs.add_parser("plot", help="draw a PNG from a results JSON")
     plot.add_argument("results", help="results JSON written by ctxext eval")
@@ -295,20 +308,34 @@ def build_parser() -> Parser:
     return parser
 
 
-def add_placement(parser) -> None:
-    """--device, --dtype, --device-map, --attn: where and how the model under test runs."""
-    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
-    parser.add_argument(
-        "--dtype", default="auto", choices=["auto", *DTYPE_NAMES], help="auto: bf16 on a GPU, else fp32"
-    )
-    parser.add_argument(
+def add_placement(parser, dtype=True, attn=True, what="the model under test") -> None:
+    """--device, --dtype, --device-map, --max-memory, --attn: where and how ``what`` runs."""
+    group = parser.add_argument_group(f"placement ({what})")
+    group.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    if dtype:
+        group.add_argument(
+            "--dtype", default="auto", choices=["auto", *DTYPE_NAMES], help="auto: bf16 on a GPU, else fp32"
+        )
+    group.add_argument(
         "--device-map",
         choices=["auto"],
         help="let accelerate split a model larger than one device over every GPU, then CPU memory",
     )
-    parser.add_argument(
+    group.add_argument(
         "--max-memory", help="per-device budget for --device-map, e.g. 0=70GiB,1=70GiB,cpu=200GiB (beyond it: disk)"
     )
-    parser.add_argument(
-        "--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"], help="attention implementation"
+    if attn:
+        group.add_argument(
+            "--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"], help="attention implementation"
+        )
+
+
+def add_vllm_options(parser) -> None:
+    """vLLM's engine: GPUs to shard over and the share of each it takes; its dtype is --dtype's."""
+    group = parser.add_argument_group("vLLM engine (in the --dtype resolved above)")
+    group.add_argument("--tensor-parallel", type=positive_int, default=1, help="GPUs to shard the model over")
+    group.add_argument(
+        "--gpu-memory-utilization",
+        type=fraction,
+        help="share of each GPU's memory vLLM may take (default: vLLM's own, 0.9)",
     )

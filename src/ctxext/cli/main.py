@@ -128,6 +128,15 @@ def _runtimes(text: str | None) -> tuple:
     return tuple(check_runtimes([name.strip() for name in text.split(",") if name.strip()]))
 
 
+def _serving(args):
+    """How --tune, --check-runtime and conform compute: placed as the flags say, vLLM in the same dtype."""
+    from ..placement import placement
+    from ..runtimes import Serving
+
+    place = placement(args.device, args.dtype or "auto", args.device_map, "sdpa", args.max_memory)
+    return Serving(place, args.tensor_parallel, args.gpu_memory_utilization)
+
+
 def cmd_extend(args) -> None:
     from .. import api
     from ..placement import dtype_word
@@ -145,6 +154,7 @@ def cmd_extend(args) -> None:
         tune={"text": args.tune, "evaluations": args.tune_evals} if args.tune else None,
         base_class=args.base_class,
         rederive=args.rederive,
+        serving=_serving(args) if args.tune or args.check_runtime else None,
         **_options(args),
     )
     print_report(report)
@@ -158,7 +168,7 @@ def cmd_eval(args) -> None:
     from ..eval.report import check_plot_path, markdown, plot, summary_lines
     from ..eval.run import evaluate, write_results
     from ..formats.staging import check_output
-    from ..placement import dtype_word, placement
+    from ..placement import placement
 
     if args.plot:
         check_plot_path(args.plot)
@@ -186,7 +196,7 @@ def cmd_eval(args) -> None:
         jsonl=args.jsonl,
         place=placement(args.device, args.dtype, args.device_map, args.attn, args.max_memory),
         backend=args.backend,
-        engine={"tensor_parallel": args.tensor_parallel, "batch": args.batch, "dtype": dtype_word(args.dtype)},
+        engine={**_serving(args).engine(), "batch": args.batch},
         resume=resume,
         save=lambda partial: write_results(json.loads(json.dumps(partial, default=str)), args.output),
         **_given_task_options(args),
@@ -282,7 +292,9 @@ def cmd_conform(args) -> None:
     check_output(Path(args.output), args.overwrite)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     runtimes = check_runtimes([r.strip() for r in args.runtimes.split(",")] if args.runtimes else None)
-    record = conform_text(args.model, args.to, methods, args.data, args.tokens, args.score_from, runtimes, args.keep)
+    record = conform_text(
+        args.model, args.to, methods, args.data, args.tokens, args.score_from, runtimes, args.keep, _serving(args)
+    )
     Path(args.output).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(conformance_table(record["rows"]))
     print(f"\nwrote {args.output}")

@@ -101,15 +101,15 @@ def search_long_divisors(model, ids: torch.Tensor, plan: RopePlan, evaluations: 
     return dataclasses.replace(plan, searched=tuple(best[1].tolist()), search=record)
 
 
-def tune_plan(plan: RopePlan, model_path: str | Path, text: str | Path, evaluations: int = 8) -> RopePlan:
-    """Load the model (folder or GGUF, float32 on the CPU) and search the plan's long divisors; the settings and
-    the text are checked before the load."""
+def tune_plan(plan: RopePlan, model_path: str | Path, text: str | Path, evaluations: int = 8, place=None) -> RopePlan:
+    """Load the model (folder or GGUF) placed by ``place`` (default float32 on the CPU) and search the plan's long
+    divisors; the settings and the text are checked before the load."""
     from ..loading import load_causal_lm
 
     check_search(plan, evaluations)
     if not Path(text).is_file():
         raise CtxextError(f"calibration text {text} not found")
-    model, tokenizer = load_causal_lm(model_path)
+    model, tokenizer = load_causal_lm(model_path, place)
     ids = calibration_ids(tokenizer, text, plan.target)
     tuned = search_long_divisors(model, ids, plan, evaluations)
     return dataclasses.replace(tuned, search={**tuned.search, "text": str(text)})

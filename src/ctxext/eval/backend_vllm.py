@@ -21,14 +21,15 @@ from ..runtimes import generate_external, score_windows_external
 
 @contextmanager
 def served_folder(model: Path, label: str, to: int):
-    """The folder vLLM serves for ``label``: the model itself, or its extension written to a temporary folder."""
+    """The folder vLLM serves for ``label``: the model itself, or its extension written to a temporary folder
+    whose weight files link to the model's (only the config differs)."""
     if label in ("native", "none"):
         yield model
         return
     from .. import api
 
     with tempfile.TemporaryDirectory(prefix="ctxext-vllm-") as work:
-        api.extend(model, Path(work) / label, to, label, fmt="hf")
+        api.extend(model, Path(work) / label, to, label, fmt="hf", link_weights=True)
         yield Path(work) / label
 
 

@@ -14,6 +14,7 @@ import torch
 from ..decoders.long_attention import parameters_of
 from ..errors import CtxextError, did_you_mean
 from ..formats.provenance import versions
+from ..memory import cost
 from ..placement import Placement
 from .models import LoadedModel, check_label, load_model, variant
 from .processes import gathered, is_main, my_share
@@ -131,14 +132,17 @@ def evaluate(
         "results": {task: {}},
     }
     done = resumable(resume, record) if resume else {}
-    rows = record["results"][task]
+    rows, costs = record["results"][task], record.setdefault("costs", {})
     for label in my_share(methods):
         if label in done:
             log.info("%s: kept from the results file", label)
-        rows[label] = done.get(label) or measure(label)
+            rows[label], costs[label] = done[label], (resume.get("costs") or {}).get(label)
+        else:
+            with cost() as costs[label]:  # seconds and peak GPU memory of this method, every length together
+                rows[label] = measure(label)
         if save and is_main():
             save({**record, "complete": len(rows) == len(methods)})
-    record["results"][task] = gathered(rows, methods)
+    record["results"][task], record["costs"] = gathered(rows, methods), gathered(costs, methods)
     if TASKS[task].summarize:
         record["summary"] = TASKS[task].summarize(record["results"][task], record)
     return record

@@ -60,10 +60,20 @@ class HfRopeWriter:
     folder = True
 
     def __init__(
-        self, source: Path, plan: RopePlan, from_gguf=False, dtype="float32", runtimes: tuple = (), dropped=()
+        self,
+        source: Path,
+        plan: RopePlan,
+        from_gguf=False,
+        dtype="float32",
+        runtimes: tuple = (),
+        dropped=(),
+        serving=None,
+        link_weights=False,
     ):
         self.source, self.plan, self.from_gguf, self.dtype = Path(source), plan, from_gguf, dtype
         self.runtimes = runtimes  # also read back in these runtimes (vllm): ctxext.runtimes.readback
+        self.serving = serving  # how the read-back computes (ctxext.runtimes.Serving; default fp32 on the CPU)
+        self.link_weights = link_weights  # weight files linked to the source's, not copied (ctxext.formats.hf_folder)
         self.dropped = dropped  # the source's own code, left out (--base-class)
 
     def write(self, staging: Path) -> None:
@@ -72,7 +82,7 @@ class HfRopeWriter:
 
             gguf_to_hf_folder(self.source, staging, self.dtype)
         else:
-            copy_tree(self.source, staging, skip=set())
+            copy_tree(self.source, staging, skip=set(), link_weights=self.link_weights)
         write_rope_config(staging, self.plan)
         if self.dropped:
             drop_remote_code(staging, self.dropped)
@@ -84,7 +94,7 @@ class HfRopeWriter:
         if self.runtimes:
             from ..runtimes.readback import check_folder
 
-            readback["runtimes"] = {runtime: check_folder(staging, self.plan, runtime) for runtime in self.runtimes}
+            readback["runtimes"] = {r: check_folder(staging, self.plan, r, self.serving) for r in self.runtimes}
         return readback
 
     def record(self, staging: Path, readback: dict | None) -> None:
@@ -104,15 +114,20 @@ def extend_decoder_folder(
     tune: dict | None = None,
     dropped: tuple = (),
     rederive: bool = False,
+    serving=None,
+    link_weights: bool = False,
 ) -> tuple[RopePlan, dict | None]:
     """Write ``out``: the folder copied, config.json rewritten, the tokenizer's length raised. ``tune``
-    ({"text": path, "evaluations": n}) searches longrope's divisors first (:mod:`ctxext.decoders.rope_search`)."""
+    ({"text": path, "evaluations": n, "place": Placement}) searches longrope's divisors first
+    (:mod:`ctxext.decoders.rope_search`); ``serving`` says how the read-back in ``runtimes`` computes."""
     folder = open_model_folder(model)
     plan = plan_rope(folder.config, str(folder.root), to, method, original)
     if not rederive:
         check_above_current_window(plan)
     plan = tuned(plan, folder.root, tune, out, overwrite)
-    writer = HfRopeWriter(folder.root, plan, runtimes=runtimes, dropped=dropped)
+    writer = HfRopeWriter(
+        folder.root, plan, runtimes=runtimes, dropped=dropped, serving=serving, link_weights=link_weights
+    )
     return plan, write_output(writer, out, overwrite, check)
 
 

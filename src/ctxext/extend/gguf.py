@@ -16,21 +16,35 @@ from .summary import Report, readback_notes, runtime_notes, runtime_readback_not
 class GgufRuntimeWriter(GgufRopeWriter):
     """The GGUF writer whose read-back also scores the written file in each runtime of ``runtimes``."""
 
-    def __init__(self, source: Path, plan, runtimes: tuple = ()):
+    def __init__(self, source: Path, plan, runtimes: tuple = (), serving=None):
         super().__init__(source, plan)
-        self.runtimes = runtimes
+        self.runtimes, self.serving = runtimes, serving
 
     def read_back(self, staging: Path) -> dict:
         readback = super().read_back(staging)
         if self.runtimes:
             from ..runtimes.readback import check_gguf
 
-            readback["runtimes"] = {r: check_gguf(self.source, staging, self.plan, r) for r in self.runtimes}
+            readback["runtimes"] = {
+                r: check_gguf(self.source, staging, self.plan, r, self.serving) for r in self.runtimes
+            }
         return readback
 
 
 def extend_gguf(
-    path: Path, out: Path, to, method, fmt, original, overwrite, check, dtype, runtimes=(), tune=None, rederive=False
+    path: Path,
+    out: Path,
+    to,
+    method,
+    fmt,
+    original,
+    overwrite,
+    check,
+    dtype,
+    runtimes=(),
+    tune=None,
+    rederive=False,
+    serving=None,
 ):
     config = gguf_config(path)
     plan = plan_rope(config, str(path), to, method, original)
@@ -40,15 +54,18 @@ def extend_gguf(
         raise CtxextError(f"a GGUF stores lengths as 32-bit unsigned integers: --to at most {UINT32_MAX}")
     plan = tuned(plan, path, tune, out, overwrite)
     if fmt == "hf":
-        writer = HfRopeWriter(path, plan, from_gguf=True, dtype=dtype or "float32", runtimes=runtimes)
+        writer = HfRopeWriter(path, plan, from_gguf=True, dtype=dtype or "float32", runtimes=runtimes, serving=serving)
         readback = write_output(writer, out, overwrite, check)
         notes = search_notes(plan) + readback_notes(readback) + runtime_notes(plan, "folder")
         return Report(plan.describe(), notes + [f"wrote a Hugging Face folder ({dtype or 'float32'}) to {out}"])
-    if dtype:
-        raise CtxextError("--dtype applies when a GGUF is converted to a folder (--format hf); GGUF tensors are copied")
+    if dtype and not (tune or runtimes):
+        raise CtxextError(
+            "--dtype applies when a GGUF is converted to a folder (--format hf) or to what --tune and "
+            "--check-runtime compute; GGUF tensors are copied"
+        )
     if out.suffix.lower() != ".gguf":
         raise CtxextError(f"a GGUF output needs a .gguf name, not {out.name} (or pass --format hf for a folder)")
-    writer = GgufRuntimeWriter(path, plan, runtimes)
+    writer = GgufRuntimeWriter(path, plan, runtimes, serving)
     readback = write_output(writer, out, overwrite, check)
     notes = search_notes(plan)
     if readback:

@@ -204,14 +204,22 @@ def _known_to_transformers(model_type) -> bool:
     return isinstance(model_type, str) and model_type in CONFIG_MAPPING
 
 
-def copy_tree(source: Path, target: Path, skip: set[Path]) -> None:
-    """Copy ``source`` into the existing folder ``target``, following links, leaving out ``skip``."""
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def copy_tree(source: Path, target: Path, skip: set[Path], link_weights: bool = False) -> None:
+    """Copy ``source`` into the existing folder ``target``, following links, leaving out ``skip``;
+    ``link_weights``: weight files become symbolic links to the source's (a folder that lives only as long as
+    the source, for a runtime to read: 140 GB of a 70B model are not copied)."""
     for item in source.rglob("*"):
         if item in skip or item.is_dir():
             continue
         destination = target / item.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(item, destination)
+        if link_weights and item.suffix in WEIGHT_SUFFIXES:
+            destination.symlink_to(item.resolve())
+        else:
+            shutil.copy2(item, destination)
 
 
 def rewrite_weights(folder: ModelFolder, staging: Path, replacements: dict[str, torch.Tensor]) -> set[Path]:

@@ -13,10 +13,11 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CtxextError
+from ..placement import Placement
 
 HERE = Path(__file__).parent
 
@@ -35,6 +36,24 @@ RUNTIMES = {
     "vllm": Runtime("vllm", "folder", "score_vllm.py", ".venv-vllm", "CTXEXT_VLLM_PYTHON"),
     "llama.cpp": Runtime("llama.cpp", "gguf", "score_llamacpp.py", ".venv-llamacpp", "CTXEXT_LLAMACPP_PYTHON"),
 }
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How a read-back or a conformance run computes: transformers' reference placed by ``place`` (device, dtype,
+    device map), and vLLM's engine in the same dtype, over ``tensor_parallel`` GPUs, taking
+    ``gpu_memory_utilization`` of each (None: vLLM's own default)."""
+
+    place: Placement = field(default_factory=Placement)
+    tensor_parallel: int = 1
+    gpu_memory_utilization: float | None = None
+
+    def engine(self) -> dict:
+        """The settings ``score_vllm.py`` reads from a request."""
+        settings = {"dtype": str(self.place.dtype).removeprefix("torch."), "tensor_parallel": self.tensor_parallel}
+        if self.gpu_memory_utilization is not None:
+            settings["gpu_memory_utilization"] = self.gpu_memory_utilization
+        return settings
 
 
 def install_roots() -> tuple[Path, ...]:

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from ..errors import CtxextError
-from . import RUNTIMES, score_external
+from . import RUNTIMES, Serving, score_external
 from .scoring import score_transformers
 
 TOLERANCE = 5e-3
@@ -48,18 +48,19 @@ def _compare(runtime: str, got: float, meant: float) -> dict:
     return {"perplexity": got, "transformers": meant, "difference": difference}
 
 
-def check_folder(staging: Path, plan, runtime: str) -> dict:
+def check_folder(staging: Path, plan, runtime: str, serving: Serving | None = None) -> dict:
     from transformers import AutoTokenizer
 
     if RUNTIMES[runtime].reads != "folder":
         raise CtxextError(f"{runtime} reads GGUF files, not folders")
+    serving = serving or Serving()
     tokens, score_from = probe(AutoTokenizer.from_pretrained(str(staging)), plan)
-    meant = _ppl(score_transformers(staging, tokens, score_from), "transformers")
-    return _compare(runtime, _ppl(score_external(runtime, staging, tokens, score_from), runtime), meant)
+    meant = _ppl(score_transformers(staging, tokens, score_from, serving.place), "transformers")
+    got = score_external(runtime, staging, tokens, score_from, **serving.engine())
+    return _compare(runtime, _ppl(got, runtime), meant)
 
 
-def check_gguf(source: Path, staging: Path, plan, runtime: str) -> dict:
-    import torch
+def check_gguf(source: Path, staging: Path, plan, runtime: str, serving: Serving | None = None) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ..decoders.rope_in_memory import apply_rope_in_memory
@@ -68,7 +69,8 @@ def check_gguf(source: Path, staging: Path, plan, runtime: str) -> dict:
         raise CtxextError(f"{runtime} reads folders, not GGUF files")
     where, name = str(source.parent), source.name
     tokens, score_from = probe(AutoTokenizer.from_pretrained(where, gguf_file=name), plan)
-    model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=torch.float32).eval()
+    place = (serving or Serving()).place
+    model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, **place.load_kwargs()).eval()
     unscaled = _ppl(score_transformers(model, tokens, score_from), "transformers")
     quantization = _ppl(score_external(runtime, source, tokens, score_from), runtime) / unscaled
     meant = _ppl(score_transformers(apply_rope_in_memory(model, plan), tokens, score_from), "transformers")

@@ -26,16 +26,21 @@ def main() -> None:
     from vllm.inputs import TokensPrompt
 
     started = time.perf_counter()
+    # gpu_memory_utilization only where asked: otherwise vLLM's default share of each GPU
+    memory = (
+        {"gpu_memory_utilization": request["gpu_memory_utilization"]} if "gpu_memory_utilization" in request else {}
+    )
     try:
         llm = LLM(
             model=request["model"],
-            dtype=request.get("dtype", "float32"),
+            dtype=request.get("dtype", "auto"),  # auto: the model's own dtype, as served
             max_model_len=request.get("max_model_len"),  # None: what vLLM derives from the config, as users get
             max_num_seqs=request.get("batch", 1),
             tensor_parallel_size=request.get("tensor_parallel", 1),
             enforce_eager=True,
             skip_tokenizer_init=True,
             seed=0,
+            **memory,
         )
     except Exception as exc:  # vLLM refuses the config: that is a result, not a crash
         print(json.dumps({"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"}))
