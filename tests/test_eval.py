@@ -457,6 +457,17 @@ def test_eval_placement_is_recorded_in_the_results(decoder, book, tmp_path):
     }
 
 
+def test_eval_records_what_each_method_cost(decoder, book, tmp_path):
+    """Seconds per method, every length together; peak GPU memory where CUDA counts it, None elsewhere."""
+    out = tmp_path / "r.json"
+    argv = ["eval", str(decoder), "--task", "ppl", "--lengths", "32", "64", "--data", str(book), "--to", "128"]
+    assert run(main, [*argv, "--methods", "none,self-extend", "-o", str(out)]) == 0
+    costs = json.loads(out.read_text())["costs"]
+    assert list(costs) == ["none", "self-extend"]
+    for spent in costs.values():
+        assert spent["seconds"] > 0 and spent["peak_gpu_bytes"] is None
+
+
 def test_two_processes_split_the_methods_and_write_what_one_process_writes(decoder, book, tmp_path):
     """torchrun (accelerate launch's launcher on GPUs) with 2 CPU processes: each method measured once, by one
     process; the main process writes results identical to a one-process run."""
@@ -477,3 +488,4 @@ def test_two_processes_split_the_methods_and_write_what_one_process_writes(decod
     assert done.stdout.count("wrote") == 1
     one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert two["results"] == one["results"] and list(two["results"]["ppl"]) == ["none", "yarn", "linear"]
+    assert list(two["costs"]) == ["none", "yarn", "linear"]  # each process's costs gathered with its rows
