@@ -122,10 +122,27 @@ def test_a_target_the_scaled_model_already_handles_is_refused_unless_rederived(t
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "already handles 64 tokens (yarn x8 from 8)" in err[0]
         assert not (tmp_path / f"o{to}").exists()
-    assert run(main, ["inspect", str(source)]) == 0
-    printed = capsys.readouterr().out
-    assert "handles now       64 tokens (trained at 8, then scaled)" in printed
+    for asked in ([], ["--to", "128"]):  # with a target too, beside each method's table
+        assert run(main, ["inspect", str(source), *asked]) == 0
+        assert "handles now       64 tokens (trained at 8, then scaled)" in capsys.readouterr().out
     assert run(main, ["extend", str(source), "--to", "128", "-o", str(tmp_path / "longer")]) == 0
     assert json.loads((tmp_path / "longer" / "config.json").read_text())["rope_parameters"]["factor"] == 16.0
     assert run(main, ["extend", str(source), "--to", "32", "--rederive", "-o", str(tmp_path / "re")]) == 0
     assert json.loads((tmp_path / "re" / "config.json").read_text())["rope_parameters"]["factor"] == 4.0
+
+
+def test_scaling_added_as_a_model_card_says_counts_although_max_position_embeddings_was_left(tmp_path, capsys):
+    """Qwen2.5's card adds YaRN x4 from 32,768 and leaves max_position_embeddings at 32,768: the model handles
+    131,072 tokens (vLLM serves that many), so a 65,536 target would shrink it. Here: x4 from 64."""
+    from ctxext.cli.main import main, run
+
+    rope = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": tiny_decoders.CONTEXT}
+    source = tiny_decoders.save_decoder("qwen2", tmp_path / "card", rope=rope)
+    assert json.loads((source / "config.json").read_text())["max_position_embeddings"] == tiny_decoders.CONTEXT
+    capsys.readouterr()
+    assert run(main, ["extend", str(source), "--to", "128", "-o", str(tmp_path / "o")]) == 2
+    assert "already handles 256 tokens (yarn x4 from 64)" in capsys.readouterr().err
+    assert run(main, ["inspect", str(source)]) == 0
+    assert "handles now       256 tokens (trained at 64, then scaled)" in capsys.readouterr().out
+    assert run(main, ["extend", str(source), "--to", "512", "-o", str(tmp_path / "longer")]) == 0
+    assert json.loads((tmp_path / "longer" / "config.json").read_text())["rope_parameters"]["factor"] == 8.0

@@ -15,7 +15,7 @@ from .extend.gguf import extend_gguf
 from .extend.summary import Report, readback_notes, runtime_notes, search_notes
 from .extend.yaml import extend_yaml
 from .formats.hf_folder import open_model_folder, remote_code
-from .inputs import given_options, input_kind, refuse_family  # noqa: F401  (input_kind: part of the API)
+from .inputs import given_options, input_kind, refuse_unextended  # noqa: F401  (input_kind: part of the API)
 
 DEFAULT_LEARNED_METHOD = "tile"  # chosen from BENCHMARKS.md (encoder levers)
 DEFAULT_ROPE_METHOD = "yarn"  # chosen from BENCHMARKS.md (runtime conformance)
@@ -69,8 +69,7 @@ def extend(
     dropped = tuple(remote_code(open_model_folder(model))) if base_class else ()
     if rederive and kind not in ("rope", "gguf"):
         raise CtxextError("--rederive applies to RoPE decoders that already carry scaling")
-    if kind in ("relative", "alibi"):
-        refuse_family(model)
+    refuse_unextended(model, kind)
     if runtimes and not check:
         raise CtxextError("--check-runtime is part of the check; drop --no-check")
     if tune and kind not in ("rope", "gguf"):

@@ -21,6 +21,7 @@ class Family:
     offset_rule: str = "zero"  # "zero" or "padding" (pad_token_id + 1)
     length_keys: tuple[str, ...] = ("max_position_embeddings",)
     advice: str = ""
+    extended: bool = True  # False: ctxext knows the family and says why it does not extend it (``advice``)
 
 
 _BERT_LIKE = ("bert", "distilbert", "albert", "electra", "ernie", "megatron-bert", "nomic_bert_ape")
@@ -53,6 +54,13 @@ _ROPE = (
     "roformer",
     "smollm3",
 )
+_ROPE_NOT_EXTENDED = {
+    "gptj": "GPT-J's rotary embedding reads no scaling from config.json",
+    "roformer": "RoFormer's rotary embedding reads no scaling from config.json",
+    "modernbert": "ctxext writes no scaling for ModernBERT's global and local rotary bases yet",
+    "nomic_bert": "ctxext writes no scaling for NomicBERT's rotary embedding yet",
+    "gemma3": "this is Gemma 3's multimodal wrapper: extend its text model (model type gemma3_text)",
+}
 _RELATIVE = ("deberta", "deberta-v2", "t5", "mt5", "longt5", "funnel", "transfo-xl", "xlnet")
 _ALIBI = ("bloom", "mpt")
 
@@ -66,8 +74,12 @@ for _name in _ROPE:
     FAMILIES[_name] = Family(
         _name,
         "rope",
-        advice="it uses rotary position embeddings, which have no table to interpolate; "
-        "extend it by RoPE scaling (methods linear, ntk, dynamic, yarn, llama3)",
+        advice=_ROPE_NOT_EXTENDED.get(
+            _name,
+            "it uses rotary position embeddings, which have no table to interpolate; "
+            "extend it by RoPE scaling (methods linear, ntk, dynamic, yarn, llama3)",
+        ),
+        extended=_name not in _ROPE_NOT_EXTENDED,
     )
 for _name in _RELATIVE:
     FAMILIES[_name] = Family(
@@ -106,3 +118,35 @@ def table_offset(family: Family, config: dict) -> int:
         pad = 1 if family.name == "mpnet" else config.get("pad_token_id", 1)
         return int(pad) + 1
     return 0
+
+
+SUPPORT = {  # kind -> (positions, what ctxext does)
+    "learned": ("learned table", "resamples the table (`tile` by default; `cubic`, `linear`, `group`, ...)"),
+    "rope": ("rotary (RoPE)", "writes RoPE scaling to config.json (`yarn` by default; phi3: `longrope` only)"),
+    "relative": ("relative", "refuses: reads any length already; raise `model_max_length`"),
+    "alibi": ("ALiBi", "refuses: extrapolates already; raise `model_max_length`"),
+}
+
+
+def supported_models_markdown() -> str:
+    """README's supported-models table, from the registry above: one row per kind and offset rule."""
+    rows = ["| positions | model types (`model_type` in config.json) | what ctxext does |", "|---|---|---|"]
+    groups: dict[tuple[str, str], list[str]] = {}
+    for family in FAMILIES.values():
+        if family.kind == "rope" and not family.extended:
+            key = ("rope-not", "")
+        else:
+            key = (family.kind, family.offset_rule if family.kind == "learned" else "")
+        groups.setdefault(key, []).append(family.name)
+    for (kind, rule), names in groups.items():
+        if kind == "rope-not":
+            positions, action = (
+                "rotary (RoPE)",
+                "refuses, saying why: " + "; ".join(f"{name}: {_ROPE_NOT_EXTENDED[name]}" for name in names),
+            )
+        else:
+            positions, action = SUPPORT[kind]
+            if kind == "learned":
+                positions += ", offset 2 (`padding_idx + 1`)" if rule == "padding" else ", offset 0"
+        rows.append(f"| {positions} | {', '.join(sorted(names))} | {action} |")
+    return "\n".join(rows)

@@ -41,3 +41,14 @@ def given_options(options: dict) -> dict:
 def refuse_family(model) -> None:
     family = family_of(open_model_folder(model).config)
     raise CtxextError(f"{model} is a {family.name} model: {family.advice}")
+
+
+def refuse_unextended(model, kind: str) -> None:
+    """One line for a folder whose family ctxext knows and does not extend (relative positions, ALiBi, rotary
+    embeddings no config scaling reaches), with what to do instead."""
+    if kind in ("relative", "alibi"):
+        refuse_family(model)
+    if kind == "rope":
+        family = FAMILIES.get(open_model_folder(model).config.get("model_type", ""))
+        if family is not None and not family.extended:
+            refuse_family(model)

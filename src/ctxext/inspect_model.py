@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .extend.summary import Report
 from .formats.hf_folder import open_model_folder
-from .inputs import given_options, input_kind, refuse_family
+from .inputs import given_options, input_kind, refuse_unextended
 
 
 def inspect(
@@ -32,8 +32,7 @@ def inspect(
         if plan.trained_window and plan.trained_window < plan.positions and not plan.keep_first:
             variants.append({**options, "method": "cubic", "keep_first": "auto"})
         return Report(plan.describe(), drift=drift_by_method(folder, to, variants, texts))
-    if kind in ("relative", "alibi"):
-        refuse_family(model)
+    refuse_unextended(model, kind)
     from .decoders.rope_methods import ROPE_REGISTRY
     from .decoders.rope_plan import pair_summary, plan_rope
     from .methods.rope import classify_pairs, default_inv_freq
@@ -75,4 +74,6 @@ def inspect(
         )
     from .decoders.long_attention import defaults_note
 
-    return Report(plan.describe()[:6], notes=[defaults_note(plan.original, plan.target)], pairs=pairs)
+    per_method = ("target", "method", "pairs", "attention factor", "config")  # the table below shows these per method
+    rows = [row for row in plan.describe() if row[0] not in per_method]
+    return Report(rows, notes=[defaults_note(plan.original, plan.target)], pairs=pairs)

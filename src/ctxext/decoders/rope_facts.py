@@ -77,6 +77,17 @@ def rope_facts(config: dict) -> RopeFacts:
     )
 
 
+def handled_window(facts: RopeFacts, original: int) -> int:
+    """The longest input the model handles as it is: its ``max_position_embeddings``, or the original context
+    times its static scaling factor when that is more (Qwen2.5's card adds YaRN x4 from 32,768 and leaves
+    ``max_position_embeddings`` at 32,768: vLLM then serves 131,072). Dynamic scaling grows by itself."""
+    kind = facts.existing.get("rope_type", facts.existing.get("type"))
+    factor = facts.existing.get("factor")
+    if not facts.existing or kind == "dynamic" or not isinstance(factor, int | float):
+        return facts.context
+    return max(facts.context, int(original * factor))
+
+
 def true_original(facts: RopeFacts, override: int | None = None) -> int:
     """The context the model was trained at, never a context already scaled by someone else."""
     if override is not None:

@@ -15,7 +15,7 @@ from ..errors import CtxextError, did_you_mean
 from ..methods.ape import APE_METHODS
 from ..methods.rope import classify_pairs, default_inv_freq, scaled_inv_freq, yarn_divisors
 from .attention_labels import LONG_ATTENTION, is_attention_label
-from .rope_facts import RopeFacts, kept_yarn_options, rope_facts, rope_parameters_of, true_original
+from .rope_facts import RopeFacts, handled_window, kept_yarn_options, rope_facts, rope_parameters_of, true_original
 from .rope_methods import ROPE_REGISTRY, rope_method
 
 
@@ -102,8 +102,9 @@ class RopePlan:
             ("original context", str(self.original)),
             ("existing scaling", _short(facts.existing) if facts.existing else "none"),
         ]
-        if facts.existing and facts.context != self.original:
-            rows.append(("handles now", f"{facts.context} tokens (trained at {self.original}, then scaled)"))
+        handled = handled_window(facts, self.original)
+        if facts.existing and handled != self.original:
+            rows.append(("handles now", f"{handled} tokens (trained at {self.original}, then scaled)"))
         if facts.layer_type:
             rows.append(("scaled layers", f"{facts.layer_type} (kept: {', '.join(facts.other_layer_types) or '-'})"))
         if self.target != self.original:
@@ -169,7 +170,7 @@ def check_above_current_window(plan: RopePlan) -> None:
     """Refuse a target the model already handles. A model that carries scaling (Llama-3.1's llama3 x8, Qwen2.5's
     YaRN) is re-derived from its true original context, so a target at or below the window it handles now would
     replace its own trained scaling with a shorter one. Dynamic scaling grows by itself and is not refused."""
-    existing, handled = plan.facts.existing, plan.facts.context
+    existing, handled = plan.facts.existing, handled_window(plan.facts, plan.original)
     kind = existing.get("rope_type", existing.get("type"))
     if existing and kind != "dynamic" and plan.target <= handled:
         raise CtxextError(
@@ -179,10 +180,24 @@ def check_above_current_window(plan: RopePlan) -> None:
         )
 
 
+CONFIG_ONLY_READS = {"phi3": ("longrope",)}  # transformers' Phi3Config turns yarn into longrope, refuses the rest
+HEAD_DIM_LEFT_NONE = ("mixtral",)  # config classes whose head_dim stays None when config.json has none
+
+
 def rope_config(config: dict, plan: RopePlan) -> dict:
-    """config.json with the plan applied: v5 ``rope_parameters`` and legacy keys, identical."""
+    """config.json with the plan applied: v5 ``rope_parameters`` and legacy keys, identical. A Mixtral config
+    without ``head_dim`` gets the one it implies: transformers' scaled initialisers read ``config.head_dim``,
+    which Mixtral's config class leaves None."""
     params = plan.rope_parameters()
+    readable = CONFIG_ONLY_READS.get(plan.facts.family)
+    if readable and params.get("rope_type", "default") not in ("default", *readable):
+        raise CtxextError(
+            f"a {plan.facts.family} config can carry only {', '.join(readable)} scaling in transformers: "
+            f"use --method {readable[0]}"
+        )
     new = dict(config)
+    if plan.facts.family in HEAD_DIM_LEFT_NONE and new.get("head_dim") is None:
+        new["head_dim"] = plan.facts.head_dim
     new["max_position_embeddings"] = plan.max_position_embeddings
     if plan.facts.layer_type:
         nested = {key: dict(value) for key, value in rope_parameters_of(config).items()}

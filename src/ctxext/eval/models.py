@@ -82,7 +82,7 @@ class LoadedModel:
 def load_model(path: str | Path, place: Placement | None = None) -> LoadedModel:
     """A decoder (HF folder or GGUF, dequantized in memory) or an encoder folder, placed as ``place`` says
     (default: fp32 on the CPU)."""
-    from ..inputs import input_kind, refuse_family
+    from ..inputs import input_kind, refuse_unextended
 
     place = place or Placement()
 
@@ -90,8 +90,7 @@ def load_model(path: str | Path, place: Placement | None = None) -> LoadedModel:
     kind = input_kind(path)
     if kind == "yaml":
         raise CtxextError("a YAML config has no weights to evaluate")
-    if kind in ("relative", "alibi"):
-        refuse_family(path)
+    refuse_unextended(path, kind)
     folder = None if kind == "gguf" else open_model_folder(path)
     if folder is not None:
         folder.check_weights()
