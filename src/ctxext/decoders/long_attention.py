@@ -207,20 +207,35 @@ def parameters_of(labels: list[str], context: int, target: int) -> dict[str, dic
 
 
 def defaults_note(context: int, target: int) -> str:
-    """What ``self-extend``, ``dca`` and ``string`` would use at ``target`` (printed by ``ctxext inspect --to``)."""
-    extend, chunks = choose("self-extend", context, target), choose("dca", context, target)
-    shifted = choose("string", context, min(target, context))
-    reach = context + shifted.offset - shifted.window  # the longest input STRING keeps inside the context
-    string_note = (
-        f"string offset {shifted.offset}, window {shifted.window} (largest distance {shifted.largest_distance(target)})"
-        if target <= reach
-        else f"string offset {shifted.offset}, window {shifted.window} (at most {reach} tokens without scaling)"
-    )
+    """What ``self-extend``, ``dca`` and ``string`` would use at ``target`` (printed by ``ctxext inspect --to``);
+    a method whose defaults this context cannot form says why instead."""
+
+    def self_extend() -> str:
+        extend = choose("self-extend", context, target)
+        distance = extend.largest_distance(target)
+        return f"self-extend window {extend.window}, group {extend.group} (largest distance {distance})"
+
+    def dca() -> str:
+        chunks = choose("dca", context, target)
+        return f"dca chunk_size {chunks.chunk_size}, local {chunks.local} (chunks of {chunks.chunk_length})"
+
+    def string() -> str:
+        shifted = choose("string", context, min(target, context))
+        reach = context + shifted.offset - shifted.window  # the longest input STRING keeps inside the context
+        settings = f"string offset {shifted.offset}, window {shifted.window}"
+        if target <= reach:
+            return f"{settings} (largest distance {shifted.largest_distance(target)})"
+        return f"{settings} (at most {reach} tokens without scaling)"
+
+    parts = []
+    for describe in (self_extend, dca, string):
+        try:
+            parts.append(describe())
+        except CtxextError as exc:
+            parts.append(f"{describe.__name__.replace('_', '-')}: {exc}")
     return (
         f"run-time attention at {target} (ctxext eval --methods, ctxext.decoders.long_attention; no file carries it): "
-        f"self-extend window {extend.window}, group {extend.group} (largest distance "
-        f"{extend.largest_distance(target)}); dca chunk_size {chunks.chunk_size}, local {chunks.local} "
-        f"(chunks of {chunks.chunk_length}); {string_note}"
+        + "; ".join(parts)
     )
 
 
