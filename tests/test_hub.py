@@ -66,3 +66,21 @@ def test_revision_on_a_local_path_is_refused(hub_cache, tmp_path, capsys):
     shutil.copytree(hub_cache / "snapshots" / MAIN, local)
     assert run(main, ["inspect", str(local), "--revision", "v1"]) == 2
     assert "--revision applies to a hub id" in capsys.readouterr().err
+
+
+def test_a_hub_id_fetches_only_what_the_verbs_read(monkeypatch, tmp_path):
+    """Llama-3.1's repository also holds its original 16 GB checkpoint; a download of it is never asked for."""
+    import fnmatch
+
+    import huggingface_hub
+
+    from ctxext.hub import resolve_model
+
+    asked = {}
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda name, **kw: asked.update(kw) or str(tmp_path))
+    assert resolve_model("meta-llama/Llama-3.1-8B") == str(tmp_path)
+    skipped = asked["ignore_patterns"]
+    for unread in ("original/consolidated.00.pth", "flax_model.msgpack", "onnx/model.onnx"):
+        assert any(fnmatch.fnmatch(unread, pattern) for pattern in skipped), unread
+    for read in ("model-00001-of-00004.safetensors", "config.json", "tokenizer.json", "tokenizer.model"):
+        assert not any(fnmatch.fnmatch(read, pattern) for pattern in skipped), read

@@ -10,6 +10,9 @@ from pathlib import Path
 from .errors import CtxextError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# files no verb reads: the original checkpoints some repositories ship beside the transformers ones (Llama-3.1's
+# original/consolidated.00.pth, 16 GB) and other frameworks' exports
+NOT_FETCHED = ["original/*", "*.pth", "*.msgpack", "*.h5", "*.ot", "*.onnx", "*.tflite", "onnx/*", "openvino/*"]
 
 
 def resolve_model(name: str, revision: str | None = None) -> str:
@@ -21,7 +24,7 @@ def resolve_model(name: str, revision: str | None = None) -> str:
     from huggingface_hub import constants, snapshot_download
 
     try:
-        return snapshot_download(name, revision=revision)
+        return snapshot_download(name, revision=revision, ignore_patterns=NOT_FETCHED)
     except Exception as exc:  # noqa: BLE001 - any hub, network or cache failure is one line for the user
         where = "in the local cache (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else "on the hub"
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
