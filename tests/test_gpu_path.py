@@ -12,68 +12,21 @@ import pytest
 import torch
 import transformers
 from torch.nn import functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 import tiny
 import tiny_decoders
 from ctxext.decoders import long_attention as la
 from ctxext.eval.tasks import drift as drift_task
 from ctxext.eval.tasks.passkey import passkey_grid
-from ctxext.memory import prompt_batch, prompt_bytes
+from ctxext.memory import Allocations, meta_llama, prompt_batch, prompt_bytes
 from ctxext.windows import Window, window_nll
 
-LLAMA_8B = dict(  # Llama-3.1-8B's shapes
-    hidden_size=4096,
-    intermediate_size=14336,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    vocab_size=128256,
-    max_position_embeddings=131072,
-    rope_parameters={
-        "rope_type": "llama3",
-        "factor": 8.0,
-        "low_freq_factor": 1.0,
-        "high_freq_factor": 4.0,
-        "original_max_position_embeddings": 8192,
-        "rope_theta": 500000.0,
-    },
-)
 GIB = 1 << 30
-
-
-class Allocations(TorchDispatchMode):
-    """Every tensor an operation allocates: the largest kept; a copy of a meta tensor to the CPU gives zeros."""
-
-    def __init__(self):
-        super().__init__()
-        self.largest, self.shapes = 0, []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        source = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        copies = (torch.ops.aten._to_copy, torch.ops.aten.to)  # under inference mode ``to`` is not decomposed
-        if func.overloadpacket in copies and source is not None and source.is_meta:
-            if torch.device(kwargs.get("device") or source.device).type == "cpu":
-                return torch.zeros(source.shape, dtype=kwargs.get("dtype") or source.dtype)
-        if func is torch.ops.aten._local_scalar_dense.default and source is not None and source.is_meta:
-            return 0
-        out = func(*args, **kwargs)
-        if any(result.alias_info is not None for result in func._schema.returns):
-            return out  # a view or an in-place result allocates nothing
-        for tensor in tree_flatten(out)[0]:
-            if isinstance(tensor, torch.Tensor):
-                self.largest = max(self.largest, tensor.numel())
-                self.shapes.append(tuple(tensor.shape))
-        return out
 
 
 @pytest.fixture(scope="module")
 def llama_8b():
-    config = transformers.LlamaConfig(**LLAMA_8B)
-    with torch.device("meta"):
-        return transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    return meta_llama()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,26 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
+LLAMA_3_1_8B = dict(  # the shapes of an 8B model, for planning memory on the meta device
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=128256,
+    max_position_embeddings=131072,
+    rope_parameters={
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+        "rope_theta": 500000.0,
+    },
+)
 HEADROOM = 0.9  # of the free memory, the share prompts may take (the allocator fragments the rest)
 
 
@@ -63,3 +82,40 @@ def cost():
     finally:
         spent["seconds"] = time.perf_counter() - started
         spent["peak_gpu_bytes"] = sum(torch.cuda.max_memory_allocated(gpu) for gpu in gpus) if gpus else None
+
+
+class Allocations(TorchDispatchMode):
+    """Every tensor the operations run under it allocate (shapes, and the largest in elements): how a model's
+    memory is planned on PyTorch's meta device, with shapes and no weights. A copy of a meta tensor to the CPU
+    gives zeros and a scalar read gives 0, so code that moves results to the host runs through."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest, self.largest_bytes, self.shapes = 0, 0, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        source = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        copies = (torch.ops.aten._to_copy, torch.ops.aten.to)  # under inference mode ``to`` is not decomposed
+        if func.overloadpacket in copies and source is not None and source.is_meta:
+            if torch.device(kwargs.get("device") or source.device).type == "cpu":
+                return torch.zeros(source.shape, dtype=kwargs.get("dtype") or source.dtype)
+        if func is torch.ops.aten._local_scalar_dense.default and source is not None and source.is_meta:
+            return 0
+        out = func(*args, **kwargs)
+        if any(result.alias_info is not None for result in func._schema.returns):
+            return out  # a view or an in-place result allocates nothing
+        for tensor in tree_flatten(out)[0]:
+            if isinstance(tensor, torch.Tensor):
+                self.largest = max(self.largest, tensor.numel())
+                self.largest_bytes = max(self.largest_bytes, tensor.numel() * tensor.element_size())
+                self.shapes.append(tuple(tensor.shape))
+        return out
+
+
+def meta_llama(shapes: dict = LLAMA_3_1_8B, dtype=torch.bfloat16):
+    """A Llama causal LM of these shapes on the meta device: every shape and dtype, no weights, no memory."""
+    import transformers
+
+    with torch.device("meta"):
+        return transformers.AutoModelForCausalLM.from_config(transformers.LlamaConfig(**shapes), dtype=dtype).eval()

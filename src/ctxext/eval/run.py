@@ -68,7 +68,8 @@ def evaluate(
     **task_options,
 ) -> dict:
     """Run ``task`` for each method at each length; ``backend`` "vllm" measures ppl / passkey in vLLM
-    (``engine``: its ``tensor_parallel`` and ``batch``), else transformers runs it here, placed by ``place``.
+    (``engine``: its ``tensor_parallel``, ``batch``, ``gpu_memory_utilization``, and ``dtype``, by default
+    ``place``'s), else transformers runs it here, placed by ``place``.
     ``save(record)`` is called after each method (a cut-off run keeps what it finished); ``resume`` (an earlier
     results file of the same settings) supplies the methods it already finished."""
     if task not in TASKS:
@@ -76,9 +77,10 @@ def evaluate(
     if backend not in ("transformers", "vllm"):
         raise CtxextError(f"unknown backend {backend!r}{did_you_mean(backend, ['transformers', 'vllm'])}")
     place = place or Placement()
+    engine = {"dtype": str(place.dtype).removeprefix("torch."), **(engine or {})}  # vLLM computes as --dtype says
     lengths = sorted(set(int(x) for x in lengths))
     options = {"stride": stride, "max_tokens": max_tokens, "depths": depths or [0.1, 0.5, 0.9], "trials": trials}
-    options["batch"] = (engine or {}).get("batch", 1)
+    options["batch"] = engine.get("batch", 1)
     options.update(task_options, subtasks=subtasks)
     if TASKS[task].check:
         TASKS[task].check(options, bool(data))
@@ -93,7 +95,7 @@ def evaluate(
         for label in methods:
             check_label("decoder", label)
         text = read_corpus(data) if data else None
-        measure, context = vllm_measure(Path(model_path), task, lengths, to, text, options, engine or {})
+        measure, context = vllm_measure(Path(model_path), task, lengths, to, text, options, engine)
         kind = "decoder"
     else:
         loaded = load_model(model_path, place)
