@@ -273,6 +273,24 @@ def build_parser() -> Parser:
         type=finite_float,
         help="encoders: weight of the pull towards the original model's chunk-and-mean embedding (default 0)",
     )
+    training.add_argument(
+        "--plain-loss",
+        action="store_true",
+        help="decoders: the model's own loss over full-vocabulary logits (default: the same loss in chunks of "
+        "1,024 positions, never holding a sequence's full logits)",
+    )
+    training.add_argument(
+        "--deepspeed",
+        metavar="FILE",
+        help="decoders: a DeepSpeed JSON config (ZeRO); launch with accelerate or torchrun",
+    )
+    training.add_argument(
+        "--context-parallel",
+        type=positive_int,
+        metavar="N",
+        help="decoders: split each sequence over N GPUs (accelerate's context parallelism with FSDP2 and sdpa); N "
+        "divides the sequence length and the number of processes",
+    )
     training.add_argument("--save-steps", type=positive_int, help="checkpoint every N steps (beside the output)")
     training.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     training.add_argument("-o", "--output", required=True, help="output folder")

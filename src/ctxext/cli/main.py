@@ -251,8 +251,13 @@ def cmd_train(args) -> None:
         save_steps=args.save_steps,
         xpos=args.xpos,
         train_length=args.train_length,
+        chunked_loss=not args.plain_loss,
+        deepspeed=args.deepspeed,
+        context_parallel=args.context_parallel,
         **{key: value for key, value in given.items() if value is not None},
     )
+    if not result["main"]:  # under a launcher the main process reports what was written
+        return
     losses = [row["loss"] for row in result["history"]]
     print(f"trained {result['steps']} steps; loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "trained")
     print(f"wrote {args.output} (checkpoints in {result['checkpoints']})")
@@ -261,7 +266,17 @@ def cmd_train(args) -> None:
 def cmd_train_encoder(args) -> None:
     from ..train.encoder_rows import EncoderTraining, train_encoder
 
-    refused = [flag for flag in ("lora", "xpos", "resume", "save_steps", "train_length") if getattr(args, flag)]
+    decoder_only = (
+        "lora",
+        "xpos",
+        "resume",
+        "save_steps",
+        "train_length",
+        "plain_loss",
+        "deepspeed",
+        "context_parallel",
+    )
+    refused = [flag for flag in decoder_only if getattr(args, flag)]
     if refused:
         raise CtxextError(f"--{refused[0].replace('_', '-')} is for decoders; an encoder trains its new rows only")
     given = {"max_steps": args.max_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate}

@@ -13,6 +13,7 @@ new window (PoSE), so the fine-tune costs what one short sequence costs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from pathlib import Path
@@ -21,8 +22,10 @@ import torch
 
 from ..errors import CtxextError
 from .checkpoints import resumable
+from .chunked_loss import chunked_loss_trainer, loss_head
 
 log = logging.getLogger(__name__)
+DDP_TIMEOUT_S = 7 * 24 * 3600  # processes wait for the main one to save a 70B model, not torch's 30 minutes
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "query_key_value", "dense", "Wqkv", "out_proj")
 
 
@@ -105,18 +108,28 @@ def train(
     seed: int = 0,
     xpos: bool = False,
     train_length: int | None = None,
+    chunked_loss: bool = True,
+    deepspeed: str | None = None,
+    context_parallel: int | None = None,
 ) -> dict:
-    """Train, then write ``out`` as a plain model folder in the same form ``ctxext extend`` writes."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
+    """Train, then write ``out`` as a plain model folder in the same form ``ctxext extend`` writes.
+
+    Under ``accelerate launch`` or ``torchrun`` every process trains its share of each batch (data parallel, or
+    sharded as the user's accelerate config or ``deepspeed`` file says); the main process alone writes the output.
+    ``chunked_loss``: the loss never holds full-vocabulary logits (:mod:`ctxext.train.chunked_loss`).
+    ``context_parallel`` N splits each sequence over N GPUs (accelerate's ParallelismConfig, FSDP2, SDPA)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, default_data_collator
 
     from ..decoders.rope_in_memory import apply_rope_in_memory
     from ..decoders.rope_plan import plan_rope
     from ..formats.hf_folder import check_output, open_model_folder
     from ..pipeline import write_output
     from ..texts import read_corpus
+    from .launch import check_launch, parallelism
 
     out = Path(out)
     check_output(out, overwrite)
+    check_launch(int(train_length or to), deepspeed, context_parallel)
     folder = open_model_folder(model_path)
     from ..decoders.xpos import XPOS_MODEL_TYPE, load_xpos_model
     from ..inputs import input_kind
@@ -151,37 +164,41 @@ def train(
         from ..decoders.xpos import XPos
 
         XPos(model)
-    if lora:
-        model = _lora(model)
     checkpoints = out.with_name(out.name + ".checkpoints")
-    arguments = TrainingArguments(
+    last = resumable(checkpoints) if resume and checkpoints.is_dir() else None
+    if resume and last is None:
+        raise CtxextError(f"--resume found no complete checkpoint in {checkpoints}")
+    settings = dict(
         output_dir=str(checkpoints),
         max_steps=max_steps,
         per_device_train_batch_size=batch_size,
         gradient_accumulation_steps=accumulation,
         learning_rate=learning_rate,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
         logging_steps=max(1, min(10, max_steps // 10)),
         save_steps=save_steps or max_steps,
-        save_strategy="steps",
-        report_to=[],
         seed=seed,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         activation_checkpointing=gradient_checkpointing,
-        dataloader_num_workers=0,
-        disable_tqdm=False,
-        use_cpu=not torch.cuda.is_available(),
+        deepspeed=deepspeed,
+        parallelism_config=parallelism(context_parallel),
     )
-    trainer = Trainer(model=model, args=arguments, train_dataset=dataset, data_collator=default_data_collator)
-    last = resumable(checkpoints) if resume and checkpoints.is_dir() else None
-    if resume and last is None:
-        raise CtxextError(f"--resume found no complete checkpoint in {checkpoints}")
-    if last is not None:
-        log.warning("resuming from %s", last)
-    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    trained = trainer.model.merge_and_unload() if lora else trainer.model
-    write_output(TrainedWriter(folder.root, trained, tokenizer, plan, xpos), out, overwrite)
+    base = model
+    with loss_head(base) if chunked_loss else contextlib.nullcontext() as head:
+        if lora:
+            model = _lora(model)
+        trainer_class = chunked_loss_trainer() if chunked_loss else Trainer
+        trainer = trainer_class(
+            model=model, args=_arguments(**settings), train_dataset=dataset, data_collator=default_data_collator
+        )
+        trainer.head = head
+        if last is not None:
+            log.warning("resuming from %s", last)
+        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        trained = trainer.accelerator.unwrap_model(trainer.model)
+        trained = trained.merge_and_unload() if lora else trained
+    # the model's own head and config are back: it saves as it was
+    if trainer.is_world_process_zero():
+        write_output(TrainedWriter(folder.root, trained, tokenizer, plan, xpos), out, overwrite)
+    trainer.accelerator.wait_for_everyone()
     history = [row for row in trainer.state.log_history if "loss" in row]
     return {
         "steps": trainer.state.global_step,
@@ -189,7 +206,27 @@ def train(
         "history": history,
         "checkpoints": str(checkpoints),
         "resumed_from": int(last.name.split("-")[-1]) if last else None,
+        "main": trainer.is_world_process_zero(),
     }
+
+
+def _arguments(**settings):
+    """The Trainer's arguments: a constant learning rate, no reports, bf16 where the GPU has it, and processes that
+    wait for each other as long as a large model's save takes."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        save_strategy="steps",
+        report_to=[],
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        use_cpu=not torch.cuda.is_available(),
+        ddp_timeout=DDP_TIMEOUT_S,
+        **settings,
+    )
 
 
 class TrainedWriter:
