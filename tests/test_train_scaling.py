@@ -187,3 +187,73 @@ def test_context_parallel_is_handed_to_accelerate(monkeypatch):
     config = parallelism(4)
     assert (config.cp_size, config.dp_shard_size) == (4, 2)
     assert parallelism(None) is None and parallelism(1) is None
+
+
+def test_fsdp2_with_the_chunked_loss_trains_to_the_plain_models_weights(tmp_path):
+    """torch's FSDP2 runs on CPU with gloo; accelerate's FSDP plugin does not (it makes FSDP only of GPU-kind
+    distributed types), so this drives fully_shard directly, with the loss head installed before sharding as
+    ``ctxext train`` does: two processes reach the weights one unsharded process reaches with the model's own
+    loss."""
+    folder = tiny_decoders.save_decoder("llama", tmp_path / "llama")
+    worker = str(Path(__file__).with_name("fsdp_worker.py"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    unsharded = [sys.executable, worker, "plain", str(folder), str(tmp_path / "plain.pt")]
+    plain = subprocess.run(unsharded, capture_output=True, text=True, env=env)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    sharded = subprocess.run(
+        [*launcher, worker, "fsdp", str(folder), str(tmp_path / "fsdp.pt")], capture_output=True, text=True, env=env
+    )
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    one, two = torch.load(tmp_path / "plain.pt"), torch.load(tmp_path / "fsdp.pt")
+    start = load_file(folder / "model.safetensors")
+    assert one.keys() == two.keys()
+    assert max(float((one[k] - start[k]).abs().max()) for k in start if k in one) > 1e-3
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-6, msg=key)
+
+
+def _checkpoint(root: Path, processes: int, sharded: str | None) -> Path:
+    """A checkpoint laid out as the Trainer writes one from ``processes`` processes: an RNG state per process, and
+    for ``sharded`` the files FSDP's sharded state dict or DeepSpeed ZeRO put beside it (names from their savers)."""
+    checkpoint = root / "o.checkpoints" / "checkpoint-3"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text('{"global_step": 3}')
+    for rank in range(processes):
+        (checkpoint / f"rng_state_{rank}.pth").write_bytes(b"")
+    if sharded == "fsdp":
+        (checkpoint / "pytorch_model_fsdp_0").mkdir()
+    if sharded == "zero":
+        (checkpoint / "global_step3").mkdir()
+        for rank in range(processes):
+            (checkpoint / "global_step3" / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").write_bytes(b"")
+    return checkpoint
+
+
+@pytest.mark.parametrize(
+    "sharded, fragment",
+    [
+        ("zero", "holds DeepSpeed ZeRO shards of 2 processes; this launch has 1: resume with 2 processes"),
+        ("fsdp", "holds FSDP-sharded weights (2 processes): resume under accelerate launch with an FSDP config"),
+    ],
+)
+def test_a_checkpoint_this_launch_cannot_read_is_refused_before_loading(setup, tmp_path, capsys, sharded, fragment):
+    _, source, text = setup
+    _checkpoint(tmp_path, 2, sharded)
+    argv = ["train", str(source), "--to", "128", "--data", str(text), "--resume", "-o", str(tmp_path / "o")]
+    assert run(main, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and err.count("\n") == 0
+
+
+def test_a_plain_checkpoint_from_other_processes_resumes_with_a_warning(tmp_path, caplog, monkeypatch):
+    from ctxext.train.checkpoints import check_resumable, writers
+
+    checkpoint = _checkpoint(tmp_path, 2, None)
+    assert writers(checkpoint) == 2
+    check_resumable(checkpoint, 2, fsdp=False)
+    assert not caplog.records
+    check_resumable(checkpoint, 4, fsdp=False)
+    assert "written by 2 processes, this launch has 4" in caplog.text
+    zero = _checkpoint(tmp_path / "zero", 2, "zero")
+    check_resumable(zero, 2, fsdp=False)  # as many processes as wrote it: readable

@@ -55,7 +55,7 @@ class LossHead(torch.nn.Module):
             total = total + checkpoint(
                 chunk_nll, self.head, hidden[:, piece], targets[:, piece], self.cap, use_reentrant=False
             )
-        return total.reshape(1, 1, 1)
+        return total.reshape(1, 1, 1).clone()  # not a view: FSDP2 hooks the output for its backward pass
 
 
 def shifted_targets(inputs: dict) -> torch.Tensor:

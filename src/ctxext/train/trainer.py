@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 from pathlib import Path
 
 import torch
 
 from ..errors import CtxextError
-from .checkpoints import resumable
+from .checkpoints import check_resumable, resumable
 from .chunked_loss import chunked_loss_trainer, loss_head
 
 log = logging.getLogger(__name__)
@@ -125,11 +126,17 @@ def train(
     from ..formats.hf_folder import check_output, open_model_folder
     from ..pipeline import write_output
     from ..texts import read_corpus
-    from .launch import check_launch, parallelism
+    from .launch import check_launch, parallelism, world_size
 
     out = Path(out)
     check_output(out, overwrite)
     check_launch(int(train_length or to), deepspeed, context_parallel)
+    checkpoints = out.with_name(out.name + ".checkpoints")
+    last = resumable(checkpoints) if resume and checkpoints.is_dir() else None
+    if resume and last is None:
+        raise CtxextError(f"--resume found no complete checkpoint in {checkpoints}")
+    if last is not None:
+        check_resumable(last, world_size(), fsdp=os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true")
     folder = open_model_folder(model_path)
     from ..decoders.xpos import XPOS_MODEL_TYPE, load_xpos_model
     from ..inputs import input_kind
@@ -164,10 +171,6 @@ def train(
         from ..decoders.xpos import XPos
 
         XPos(model)
-    checkpoints = out.with_name(out.name + ".checkpoints")
-    last = resumable(checkpoints) if resume and checkpoints.is_dir() else None
-    if resume and last is None:
-        raise CtxextError(f"--resume found no complete checkpoint in {checkpoints}")
     settings = dict(
         output_dir=str(checkpoints),
         max_steps=max_steps,
@@ -193,9 +196,8 @@ def train(
         if last is not None:
             log.warning("resuming from %s", last)
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-        trained = trainer.accelerator.unwrap_model(trainer.model)
-        trained = trained.merge_and_unload() if lora else trained
     # the model's own head and config are back: it saves as it was
+    trained = _whole_model(trainer, lora)
     if trainer.is_world_process_zero():
         write_output(TrainedWriter(folder.root, trained, tokenizer, plan, xpos), out, overwrite)
     trainer.accelerator.wait_for_everyone()
@@ -208,6 +210,18 @@ def train(
         "resumed_from": int(last.name.split("-")[-1]) if last else None,
         "main": trainer.is_world_process_zero(),
     }
+
+
+def _whole_model(trainer, lora: bool):
+    """The trained model with whole weights on the main process (LoRA merged into them). FSDP and DeepSpeed ZeRO-3
+    leave each process a shard of every weight: all processes take part in gathering them (accelerate's
+    get_state_dict), and the main process puts the gathered tensors in place of its shards."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        whole = trainer.accelerator.get_state_dict(trainer.model)
+        if trainer.is_world_process_zero():
+            model.load_state_dict(whole, assign=True)
+    return model.merge_and_unload() if lora and trainer.is_world_process_zero() else model
 
 
 def _arguments(**settings):
