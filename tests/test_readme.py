@@ -19,7 +19,15 @@ FENCED = re.compile(r"```(\w*)\n(.*?)```", re.S)
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*")
 # flags of other tools that README shows beside ctxext's, by tool
 FOREIGN = {
-    "accelerate launch / torchrun": {"--num_processes", "--nproc_per_node"},
+    "accelerate launch / torchrun": {
+        "--num_processes",
+        "--nproc_per_node",
+        "--config_file",
+        "--num_machines",
+        "--machine_rank",
+        "--main_process_ip",
+        "--main_process_port",
+    },
     "llama.cpp's command line": {"--grp-attn-n", "--grp-attn-w"},
     "pip": {"--index-url"},
 }

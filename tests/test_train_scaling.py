@@ -49,19 +49,42 @@ def test_chunked_loss_and_its_gradients_are_the_models_own(family, tmp_path):
     assert type(model.get_output_embeddings()).__name__ == "Linear"  # the model's own head is back
 
 
-def test_chunked_loss_holds_at_most_rows_positions_of_logits(tmp_path):
-    """Forward and backward (recomputed chunks) alike: the head never sees more than ``rows`` positions."""
+def test_chunked_loss_holds_at_most_rows_positions_of_logits(tmp_path, monkeypatch):
+    """Forward and backward (recomputed chunks) alike: the head never forms logits for more than ``rows``
+    positions."""
     folder = tiny_decoders.save_decoder("llama", tmp_path / "llama")
     model = transformers.AutoModelForCausalLM.from_pretrained(folder).train()
     ids = torch.randint(0, tiny.VOCAB, (1, 64), generator=torch.Generator().manual_seed(1))
     seen = []
+    head_logits = chunked_loss.LossHead.head_logits
+
+    def counted(self, hidden):
+        logits = head_logits(self, hidden)
+        seen.append(tuple(logits.shape))
+        return logits
+
+    monkeypatch.setattr(chunked_loss.LossHead, "head_logits", counted)
     with chunked_loss.loss_head(model, rows=16) as head:
-        hook = head.head.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape)))
         head.targets = chunked_loss.shifted_targets({"labels": ids})
         model(input_ids=ids).logits.sum().backward()
-        hook.remove()
     assert seen and max(shape[1] for shape in seen) == 16
     assert len(seen) == 2 * 4  # four chunks, each computed again in the backward pass
+
+
+def test_a_tied_head_saves_under_its_own_name_while_the_loss_is_installed(tmp_path):
+    """The Trainer saves checkpoints mid-training, with the loss head in place: the head keeps its name and its
+    tie to the input embedding."""
+    folder = tiny_decoders.save_decoder("llama", tmp_path / "llama")
+    config = transformers.AutoConfig.from_pretrained(folder)
+    config.tie_word_embeddings = True
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    with chunked_loss.loss_head(model):
+        assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+        model.save_pretrained(tmp_path / "saved")
+    saved = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "saved")
+    torch.testing.assert_close(saved.lm_head.weight, model.lm_head.weight)
+    ids = torch.arange(12).unsqueeze(0)
+    torch.testing.assert_close(saved(input_ids=ids).logits, model(input_ids=ids).logits)
 
 
 def test_the_trainer_reaches_the_same_weights_with_either_loss(setup, tmp_path):
@@ -139,9 +162,19 @@ def test_what_cannot_run_is_refused_in_one_line(setup, tmp_path, capsys, extra, 
     assert not (tmp_path / "o").exists()
 
 
-def test_context_parallel_without_gpus_is_refused(setup, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "fsdp, fragment",
+    [
+        ({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}, "this torch sees no CUDA device"),
+        ({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "1"}, "runs under FSDP2: launch with accelerate launch"),
+        ({}, "a config with distributed_type: FSDP and fsdp_version: 2"),
+    ],
+)
+def test_context_parallel_without_fsdp2_or_gpus_is_refused(setup, tmp_path, capsys, monkeypatch, fsdp, fragment):
     _, source, text = setup
     monkeypatch.setenv("WORLD_SIZE", "2")
+    for name, value in fsdp.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     argv = [
         "train",
@@ -156,7 +189,7 @@ def test_context_parallel_without_gpus_is_refused(setup, tmp_path, capsys, monke
         str(tmp_path / "o"),
     ]
     assert run(main, argv) == 2
-    assert "this torch sees no CUDA device" in capsys.readouterr().err
+    assert fragment in capsys.readouterr().err
 
 
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is not None, reason="deepspeed is installed here")

@@ -1,16 +1,16 @@
 """A causal-LM training loss that never holds a sequence's full-vocabulary logits.
 
-For training, the model's output head is replaced by :class:`LossHead`, which keeps the real head as a child
-(so DDP, FSDP and PEFT see its weights used inside the model's own forward) and returns, where logits were, the
-summed negative log-likelihood of targets given to it before the forward:
+For training, the output head's class is swapped for a subclass (:class:`LossHead`) whose forward returns,
+where logits were, the summed negative log-likelihood of targets given to it before the forward:
 
     loss_sum = sum over t with y_t != -100 of  -log softmax(cap(W h_t))[y_t],   y_t = x_{t+1}
 
 computed ``rows`` positions at a time, each chunk's logits recomputed in the backward pass (activation
 checkpointing). At most rows x vocabulary logits exist at once, instead of n x vocabulary (16k tokens and a
 49k vocabulary: 3.2 GB in fp32 for one sequence). ``cap`` is the model's final-logit softcapping
-(c tanh(z / c)), taken over from its config while the head is installed. The Trainer divides the sum as it
-divides its own loss.
+(c tanh(z / c)), taken over from its config while the head is installed. The head stays the same module under
+the same name, so checkpoints, tied embeddings, DDP, FSDP and PEFT see the model as it is. The Trainer divides
+the sum as it divides its own loss.
 """
 
 from __future__ import annotations
@@ -25,35 +25,36 @@ IGNORE = -100
 ROWS = 1024
 
 
-def chunk_nll(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, cap: float | None) -> torch.Tensor:
-    """Summed NLL (fp32) of ``targets`` (b, r) under the logits of ``hidden`` (b, r, d)."""
-    logits = head(hidden).float()
+def chunk_nll(logits_of, hidden: torch.Tensor, targets: torch.Tensor, cap: float | None) -> torch.Tensor:
+    """Summed NLL (fp32) of ``targets`` (b, r) under the logits ``logits_of`` gives for ``hidden`` (b, r, d)."""
+    logits = logits_of(hidden).float()
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum")
 
 
 class LossHead(torch.nn.Module):
-    """The output head, computing the summed loss of ``self.targets`` (b, n: the token each position predicts)
-    ``rows`` positions at a time; its forward returns that sum shaped (1, 1, 1), where the logits were."""
+    """Mixed into the output head's own class while training: with ``targets`` (b, n: the token each position
+    predicts) set, the forward returns their summed loss shaped (1, 1, 1), computed ``rows`` positions at a time;
+    without, the head's own logits."""
 
-    def __init__(self, head: torch.nn.Module, cap: float | None, rows: int = ROWS):
-        super().__init__()
-        self.head, self.cap, self.rows = head, cap, rows
-        self.targets: torch.Tensor | None = None
+    targets: torch.Tensor | None
+    cap: float | None
+    rows: int
 
-    @property
-    def weight(self) -> torch.Tensor:  # what code that asks for the output embedding's weight finds
-        return self.head.weight
+    def head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return super().forward(hidden)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.targets is None:
+            return self.head_logits(hidden)
         targets, total = self.targets.to(hidden.device), hidden.new_zeros((), dtype=torch.float32)
         for start in range(0, hidden.shape[1], self.rows):
             piece = slice(start, start + self.rows)
             if not bool((targets[:, piece] != IGNORE).any()):
                 continue
             total = total + checkpoint(
-                chunk_nll, self.head, hidden[:, piece], targets[:, piece], self.cap, use_reentrant=False
+                chunk_nll, self.head_logits, hidden[:, piece], targets[:, piece], self.cap, use_reentrant=False
             )
         return total.reshape(1, 1, 1).clone()  # not a view: FSDP2 hooks the output for its backward pass
 
@@ -68,19 +69,22 @@ def shifted_targets(inputs: dict) -> torch.Tensor:
 
 @contextmanager
 def loss_head(model, rows: int = ROWS):
-    """Install a :class:`LossHead` on ``model`` (a transformers causal LM) and yield it; the head and the config's
-    softcapping are put back afterwards, so the model saves as it was."""
+    """Make ``model``'s output head (a transformers causal LM's) a :class:`LossHead` and yield it; its class and
+    the config's softcapping are put back afterwards, so the model saves as it was."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     cap = getattr(config, "final_logit_softcapping", None)
     head = model.get_output_embeddings()
-    installed = LossHead(head, cap, rows)
-    model.set_output_embeddings(installed)
+    plain = type(head)
+    head.__class__ = type(f"LossHead{plain.__name__}", (LossHead, plain), {})
+    head.targets, head.cap, head.rows = None, cap, rows
     if cap is not None:
         config.final_logit_softcapping = None
     try:
-        yield installed
+        yield head
     finally:
-        model.set_output_embeddings(head)
+        head.targets = None
+        if type(head).__bases__ == (LossHead, plain):  # FSDP may have made it a subclass of its own: leave that
+            head.__class__ = plain
         if cap is not None:
             config.final_logit_softcapping = cap
 

@@ -31,6 +31,11 @@ def check_launch(sequence: int, deepspeed: str | None, context_parallel: int | N
             f"--context-parallel {context_parallel} must divide the number of processes ({processes}); launch with "
             f"accelerate launch --num_processes {context_parallel} (or a multiple)"
         )
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() != "true" or os.environ.get("FSDP_VERSION") != "2":
+        raise CtxextError(
+            "--context-parallel runs under FSDP2: launch with accelerate launch and a config with "
+            "distributed_type: FSDP and fsdp_version: 2"
+        )
     import torch
 
     if not torch.cuda.is_available():
