@@ -260,6 +260,10 @@ def cmd_train(args) -> None:
         return
     losses = [row["loss"] for row in result["history"]]
     print(f"trained {result['steps']} steps; loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "trained")
+    speed = f"{result['tokens_per_second']:,.0f} tokens/s"
+    if result["peak_gpu_bytes"] is not None:
+        speed += f"; peak GPU memory {result['peak_gpu_bytes'] / 2**30:.1f} GiB (this process)"
+    print(speed)
     print(f"wrote {args.output} (checkpoints in {result['checkpoints']})")
 
 

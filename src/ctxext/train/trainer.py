@@ -196,6 +196,7 @@ def train(
         if last is not None:
             log.warning("resuming from %s", last)
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        peak_gpu = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
     # the model's own head and config are back: it saves as it was
     trained = _whole_model(trainer, lora)
     if trainer.is_world_process_zero():
@@ -209,6 +210,8 @@ def train(
         "checkpoints": str(checkpoints),
         "resumed_from": int(last.name.split("-")[-1]) if last else None,
         "main": trainer.is_world_process_zero(),
+        "tokens_per_second": result.metrics.get("train_samples_per_second", 0.0) * dataset.blocks.shape[1],
+        "peak_gpu_bytes": peak_gpu,
     }
 
 
