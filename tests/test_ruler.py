@@ -5,6 +5,7 @@ RULER's scoring, intervals and effective lengths on known values, bad input in o
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,44 @@ from ctxext.eval.report import MAIN_METRIC
 from ctxext.eval.run import TASKS  # every task registered
 from ctxext.eval.tasks.ruler import (
     SUBTASKS,
-    WITHOUT_DATA,
     Builder,
+    check_subtasks,
     effective_lengths,
+    read_qa,
     string_match_all,
+    string_match_part,
 )
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "emma.txt"
+
+
+def write_qa(path: Path) -> Path:
+    """Questions in RULER's QA form: qa_1's with one gold paragraph of Emma holding a planted fact, qa_2's with
+    two (the fact split over them, HotpotQA's two hops); every other paragraph a distractor."""
+    paragraphs = [p.strip() for p in CORPUS.read_text(encoding="utf-8")[:120_000].split("\n\n") if len(p) > 400]
+    lines = []
+    for number in range(12):
+        town, keeper = f"Town{number:02d}", f"Keeper{number:02d}"
+        first = paragraphs[2 * number] + f" The bell of {town} is kept by {keeper}."
+        lines.append(
+            {"query": f"Who keeps the bell of {town}?", "outputs": [keeper], "context": [first], "subtask": "qa_1"}
+        )
+        second = paragraphs[2 * number + 1] + f" {keeper} was born in the year {1700 + number}."
+        lines.append(
+            {
+                "query": f"In which year was the keeper of the bell of {town} born?",
+                "outputs": [str(1700 + number)],
+                "context": [first, second],
+                "subtask": "qa_2",
+            }
+        )
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def qa_file(tmp_path_factory):
+    return write_qa(tmp_path_factory.mktemp("qa") / "qa.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +64,8 @@ def tokenizer(small_smollm2_gguf):
 
 
 @pytest.fixture(scope="module")
-def builder(tokenizer):
-    return Builder(tokenizer, CORPUS.read_text(encoding="utf-8")[:300_000])
+def builder(tokenizer, qa_file):
+    return Builder(tokenizer, CORPUS.read_text(encoding="utf-8")[:300_000], qa=read_qa(qa_file))
 
 
 @pytest.mark.parametrize("name", list(SUBTASKS))
@@ -140,6 +172,7 @@ def test_every_task_has_one_entry_and_its_main_metric_is_the_reports():
 BAD = {
     "an unknown subtask": (["--subtasks", "niah_singel_1"], "did you mean 'niah_single_1'"),
     "an essay subtask without texts": (["--subtasks", "niah_single_2"], "pass --data"),
+    "a qa subtask without questions": (["--subtasks", "qa_2"], "qa_2 takes its questions and documents from --jsonl"),
     "a threshold above 100": (["--threshold", "120"], "--threshold"),
     "a relative threshold of 0": (["--relative-threshold", "0"], "--relative-threshold"),
 }
@@ -177,4 +210,36 @@ def test_a_ruler_run_writes_accuracies_intervals_and_effective_lengths(small_smo
 
 
 def test_subtasks_that_need_no_data_run_by_default():
-    assert set(WITHOUT_DATA) == {"niah_single_1", "niah_multikey_2", "niah_multikey_3", "vt", "cwe", "fwe"}
+    assert check_subtasks(None, False) == ["niah_single_1", "niah_multikey_2", "niah_multikey_3", "vt", "cwe", "fwe"]
+    assert "qa_1" not in check_subtasks(None, True) and "niah_single_2" in check_subtasks(None, True)
+    assert check_subtasks(None, True, True) == list(SUBTASKS)
+
+
+@pytest.mark.parametrize("name", ["qa_1", "qa_2"])
+def test_qa_prompts_hold_the_gold_documents_numbered_among_distractors(builder, tokenizer, qa_file, name):
+    asked = {json.loads(line)["query"]: json.loads(line) for line in qa_file.read_text().splitlines()}
+    for index in range(3):
+        sample = builder.sample(name, 4000, index)
+        text = tokenizer.decode(sample.ids)
+        item = asked[text.split("Question: ")[-1].split(" Answer:")[0]]
+        assert item["subtask"] == name and sample.answers == item["outputs"]
+        assert all(document in text for document in item["context"])
+        numbers = [int(n) for n in re.findall(r"Document (\d+):\n", text)]
+        assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) > len(item["context"])
+        assert text.rstrip().endswith("Answer:")
+
+
+def test_string_match_part_scores_any_one_answer():
+    assert string_match_part("He was born in 1703.", ["1703", "1704"]) == 1.0
+    assert string_match_part("keeper07", ["Keeper08", "KEEPER07"]) == 1.0
+    assert string_match_part("nobody", ["Keeper08"]) == 0.0
+
+
+def test_a_qa_file_not_in_rulers_form_is_refused_with_its_line(tmp_path, small_smollm2_gguf, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "outputs": ["a"], "context": ["d"]}\n{"question": "q", "answer": "a"}\n')
+    argv = ["eval", str(small_smollm2_gguf), "--task", "ruler", "--lengths", "300", "--subtasks", "qa_1"]
+    assert run(main, [*argv, "--jsonl", str(bad), "-o", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--jsonl {bad} line 2 is not a question; expected one JSON object per line" in err
+    assert err.count("\n") == 0 and not (tmp_path / "r.json").exists()

@@ -183,3 +183,53 @@ def test_eval_backend_vllm_measures_what_the_transformers_backend_does(small, tm
     here = evaluate(str(folder), "passkey", [200], **passkey)["results"]["passkey"]["native"][200]
     served = evaluate(str(folder), "passkey", [200], backend="vllm", **passkey)["results"]["passkey"]["native"][200]
     assert served == here
+
+
+@pytest.mark.runtime
+def test_eval_backend_vllm_runs_ruler_on_the_same_prompts_to_the_same_answers(small, tmp_path):
+    """RULER's prompts decoded greedily in vLLM give the tokens transformers gives, up to the first step where
+    transformers' two best logits are within 1e-3 (this two-layer model meets such near-ties, which rounding
+    decides, within a few tokens);
+    `eval --task ruler --backend vllm` then scores the same cells to the same rows (YaRN to 1,024 tokens: the small
+    model's own window, 256, holds no RULER prompt with its answer)."""
+    _need("vllm")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ctxext.eval.run import evaluate
+    from ctxext.eval.tasks.ruler import Builder, read_qa
+    from ctxext.runtimes import generate_external
+    from test_ruler import write_qa
+
+    yarn = tmp_path / "yarn"
+    api.extend(small["gguf"], yarn, 1024, "yarn", fmt="hf")
+    qa = write_qa(tmp_path / "qa.jsonl")
+    tokenizer = AutoTokenizer.from_pretrained(yarn)
+    builder = Builder(tokenizer, qa=read_qa(qa))
+    names = ["niah_single_1", "vt", "qa_1"]
+    cases = [(name, builder.sample(name, 400, index)) for name in names for index in range(2)]
+    model = AutoModelForCausalLM.from_pretrained(yarn, dtype=torch.float32)
+    prompts = [case.ids for _, case in cases]
+    answer = generate_external("vllm", yarn, prompts, max_tokens=8, max_model_len=528, dtype="float32")
+    assert "error" not in answer, answer
+    compared = 0
+    for (_, case), served in zip(cases, answer["generated"], strict=True):
+        out = model.generate(
+            torch.tensor([case.ids]),
+            max_new_tokens=8,
+            do_sample=False,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        tokens = out.sequences[0, 400:].tolist()
+        margins = [float(step[0].topk(2).values.diff().abs()) for step in out.scores]
+        decided = next((t for t, margin in enumerate(margins) if margin < 1e-3), len(tokens))
+        assert served[:decided] == tokens[:decided], (served, tokens, margins)
+        compared += decided
+    assert compared >= 3 * len(cases)
+    options = {"subtasks": names, "samples": 2, "jsonl": str(qa), "methods": ["yarn"], "to": 1024}
+    rows = evaluate(str(yarn), "ruler", [400], **{**options, "methods": ["native"]})["results"]["ruler"]["native"]
+    vllm = evaluate(str(yarn), "ruler", [400], backend="vllm", **{**options, "methods": ["native"]})
+    vllm = vllm["results"]["ruler"]["native"]
+    assert vllm[400]["tasks"] == rows[400]["tasks"] and vllm[400]["average"] == rows[400]["average"]
+    assert set(rows[400]["tasks"]) == set(names) and all(t["samples"] == 2 for t in rows[400]["tasks"].values())

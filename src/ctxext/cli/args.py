@@ -188,7 +188,8 @@ def build_parser() -> Parser:
         "--subtasks",
         "--retrieval-tasks",
         dest="retrieval_tasks",
-        help="comma-separated: retrieval's passkey, needle, chapters; ruler's niah_single_1 ... vt, cwe, fwe",
+        help="comma-separated: retrieval's passkey, needle, chapters; ruler's niah_single_1 ... vt, cwe, fwe, "
+        "qa_1, qa_2",
     )
     evaluate.add_argument("--samples", type=positive_int, help="ruler: prompts per subtask and length (default 8)")
     evaluate.add_argument("--seed", type=int, help="ruler: the seed the prompts are drawn from (default 0)")
@@ -201,7 +202,11 @@ def build_parser() -> Parser:
         type=float,
         help="ruler: the share of native's average at its window a length must keep (default 0.9)",
     )
-    evaluate.add_argument("--jsonl", help="retrieval: your own documents and queries, one JSON object per line")
+    evaluate.add_argument(
+        "--jsonl",
+        help="retrieval: your own documents and queries; ruler: qa_1 / qa_2 questions with their documents (RULER's "
+        "QA form); one JSON object per line",
+    )
     evaluate.add_argument("-o", "--output", required=True, help="results JSON to write")
     evaluate.add_argument("--plot", help="also write this PNG")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing results and plot files")

@@ -1,8 +1,10 @@
-"""``ctxext eval --backend vllm``: perplexity and passkey measured in the engine users deploy.
+"""``ctxext eval --backend vllm``: perplexity, passkey and RULER measured in the engine users deploy.
 
 The same windows and prompts as the transformers backend, built by the same code: perplexity from vLLM's
 prompt log-probabilities of every scored target (one engine start per method, all windows batched),
-passkey by batched greedy generation. vLLM reads folders, so each method is first written by ``ctxext
+passkey and RULER by batched greedy generation (every RULER prompt of a method in one engine start, each
+continuation cut to its subtask's token budget: greedy decoding's first N tokens do not depend on how many
+follow). vLLM reads folders, so each method is first written by ``ctxext
 extend`` to a temporary folder, exactly the file a user would serve; ``native`` / ``none`` is the folder as
 given. vLLM runs in its own environment (``scripts/setup-runtimes.sh``; ``CTXEXT_VLLM_PYTHON``).
 """
@@ -63,6 +65,32 @@ def vllm_passkey(folder: Path, tokenizer, lengths, depths, trials: int, engine: 
     return grid_rows(cells, passed, depths, trials)
 
 
+def vllm_ruler(folder: Path, tokenizer, lengths, text, options: dict, engine: dict) -> dict:
+    from .tasks.ruler import SUBTASKS, builder_for, ruler_rows, score
+
+    builder, names = builder_for(tokenizer, text, options)
+    samples, seed = options.get("samples") or 8, options.get("seed", 0)
+    cases = [
+        (length, name, builder.sample(name, length, index, seed))
+        for length in lengths
+        for name in names
+        for index in range(samples)
+    ]
+    longest = max(SUBTASKS[name].new_tokens for name in names)
+    prompts = [case.ids for _, _, case in cases]
+    answer = generate_external(
+        "vllm", folder, prompts, max_tokens=longest, max_model_len=max(lengths) + longest, **engine
+    )
+    if "error" in answer:
+        raise CtxextError(f"vLLM could not generate with {folder.name}: {answer['error']}")
+    scores = {}
+    for (length, name, case), generated in zip(cases, answer["generated"], strict=True):
+        prediction = tokenizer.decode(generated[: SUBTASKS[name].new_tokens], skip_special_tokens=True)
+        scores.setdefault((length, name), []).append(score(name, prediction, case.answers))
+    share = answer.get("seconds", 0.0) / len(lengths)  # one engine run for every length: its time split evenly
+    return ruler_rows(scores, dict.fromkeys(lengths, share), samples)
+
+
 def check_backend_input(model: Path, task: str) -> None:
     from .registry import TASKS
 
@@ -92,6 +120,8 @@ def vllm_measure(model: Path, task: str, lengths, to, text, options: dict, engin
             if task == "ppl":
                 stride = options["stride"] or min(lengths)
                 return vllm_perplexity(folder, ids, lengths, stride, max(context // 4, 1), engine)
+            if task == "ruler":
+                return vllm_ruler(folder, tokenizer, lengths, text, options, engine)
             return vllm_passkey(folder, tokenizer, lengths, options["depths"], options["trials"], engine)
 
     return measure, context

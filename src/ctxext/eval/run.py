@@ -81,7 +81,7 @@ def evaluate(
     lengths = sorted(set(int(x) for x in lengths))
     options = {"stride": stride, "max_tokens": max_tokens, "depths": depths or [0.1, 0.5, 0.9], "trials": trials}
     options["batch"] = engine.get("batch", 1)
-    options.update(task_options, subtasks=subtasks)
+    options.update(task_options, subtasks=subtasks, jsonl=jsonl)
     if TASKS[task].check:
         TASKS[task].check(options, bool(data))
     if backend == "vllm":

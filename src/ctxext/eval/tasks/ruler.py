@@ -12,10 +12,13 @@ generated here offline and deterministically from a seed:
   vt                  variable tracking: a chain of four assignments (five variables) in noise
   cwe                 common words: ten words 30 times each among words three times each
   fwe                 frequent words: coded words drawn from Zipf(2), the three most frequent asked
+  qa_1 / qa_2         a question over documents (qa.py; RULER draws them from SQuAD and HotpotQA): the gold
+                      documents among distractors from the other questions, from the user's ``--jsonl``
 "essay" haystacks are the ``--data`` texts (RULER uses Paul Graham's essays). A prompt is assembled from token
 ids (instruction, haystack cut to fit with needles at sentence starts, question, answer prefix), so it is
 exactly the asked number of tokens; ``chat`` wraps it in the model's chat template. RULER's string_match_all
-scores a sample by the share of expected answers found, case-insensitively, in the greedy continuation. A 95%
+scores a sample by the share of expected answers found, case-insensitively, in the greedy continuation
+(string_match_part, for qa: 1 if any is found). A 95%
 interval is Wilson's over the samples (:mod:`ctxext.eval.intervals`). A method's effective length is the longest
 tested length up to which its average stays at or above a threshold: RULER's 85.6 (Llama-2-7B at 4k), or a
 share (0.9) of the model's own average at its native window, which is what a small model can be held to.
@@ -23,6 +26,7 @@ share (0.9) of the model's own average at its native window, which is what a sma
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import string
@@ -30,6 +34,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -70,6 +75,15 @@ FWE_QUESTION = (
     "coded text?"
 )
 FWE_ANSWER = " Answer: According to the coded text above, the three most frequently appeared words are:"
+QA_RULE = "Answer the question based on the given documents. Only give me the answer and do not output any other words."
+QA_HEAD = QA_RULE + "\n\nThe following are given documents.\n\n"
+QA_QUESTION = "\n\n" + QA_RULE + "\n\nQuestion: {query}"
+QA_ANSWER = " Answer:"
+QA_DOCUMENT = "Document {number}:\n{document}"
+QA_FORM = (
+    'one JSON object per line: {"query": "...", "outputs": ["answer", ...], "context": ["gold document", ...]}, '
+    'optionally "more_context" (related documents) and "subtask" ("qa_1" or "qa_2"; absent: both)'
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,7 @@ class Spec:
     values_per_key: int = 1
     queries: int = 1
     new_tokens: int = 128  # RULER's tokens_to_generate
+    metric: str = "all"  # string_match_all, or "part" (any one answer)
 
 
 SUBTASKS = {
@@ -96,8 +111,9 @@ SUBTASKS = {
     "vt": Spec("vt", new_tokens=30),
     "cwe": Spec("cwe", new_tokens=120),
     "fwe": Spec("fwe", new_tokens=50),
+    "qa_1": Spec("qa", "documents", new_tokens=32, metric="part"),
+    "qa_2": Spec("qa", "documents", new_tokens=32, metric="part"),
 }
-WITHOUT_DATA = tuple(name for name, spec in SUBTASKS.items() if spec.haystack != "essay")
 
 
 @dataclass
@@ -107,22 +123,59 @@ class Sample:
     needle_starts: list[int] = field(default_factory=list)  # token index where each needle begins
 
 
-def check_subtasks(names: list[str] | None, has_data: bool) -> list[str]:
-    """The subtasks to run (default: all, or those that need no --data); unknown names refused with a near miss."""
-    names = list(names or (SUBTASKS if has_data else WITHOUT_DATA))
+def check_subtasks(names: list[str] | None, has_data: bool, has_qa: bool = False) -> list[str]:
+    """The subtasks to run (default: all that the given --data and --jsonl allow); unknown names refused with a
+    near miss, and those without their input."""
+    default = [
+        name
+        for name, spec in SUBTASKS.items()
+        if (spec.haystack != "essay" or has_data) and (spec.haystack != "documents" or has_qa)
+    ]
+    names = list(names or default)
     for name in names:
         if name not in SUBTASKS:
             raise CtxextError(f"unknown RULER subtask {name!r}{did_you_mean(name, SUBTASKS)}")
         if SUBTASKS[name].haystack == "essay" and not has_data:
             raise CtxextError(f"{name} takes its haystack from texts: pass --data FILE [FILE ...]")
+        if SUBTASKS[name].haystack == "documents" and not has_qa:
+            raise CtxextError(f"{name} takes its questions and documents from --jsonl FILE: {QA_FORM}")
     return names
+
+
+def read_qa(path: str | Path) -> dict[str, list[dict]]:
+    """qa_1's and qa_2's questions from a JSONL file in RULER's QA form (its read_squad / read_hotpotqa records,
+    with the documents written out instead of indexed)."""
+    by_subtask: dict[str, list[dict]] = {"qa_1": [], "qa_2": []}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise CtxextError(f"--jsonl {path}: {error.strerror or error}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise CtxextError(f"--jsonl {path} line {number} is not JSON; expected {QA_FORM}") from None
+        fields = (item.get("query"), item.get("outputs"), item.get("context"), item.get("more_context", []))
+        if not (
+            isinstance(fields[0], str)
+            and all(isinstance(f, list) and all(isinstance(x, str) for x in f) for f in fields[1:])
+            and fields[1]
+            and fields[2]
+            and item.get("subtask", "qa_1") in by_subtask
+        ):
+            raise CtxextError(f"--jsonl {path} line {number} is not a question; expected {QA_FORM}")
+        for name in [item["subtask"]] if "subtask" in item else list(by_subtask):
+            by_subtask[name].append(item)
+    return by_subtask
 
 
 class Builder:
     """Prompts of exactly ``length`` tokens for one tokenizer; the essay haystack comes from ``text``."""
 
-    def __init__(self, tokenizer, text: str | None = None, chat: bool = False):
-        self.tokenizer, self.chat = tokenizer, chat
+    def __init__(self, tokenizer, text: str | None = None, chat: bool = False, qa: dict | None = None):
+        self.tokenizer, self.chat, self.qa = tokenizer, chat, qa or {}
         self.noise = [self._ids(" " + s.strip() + ".") for s in NOISE.split(".") if s.strip()]
         sentences = re.split(r"(?<=[.!?])\s+", " ".join((text or "").split()))
         self.essay = [self._ids(" " + s) for s in sentences if len(s.split()) >= 3]
@@ -162,8 +215,11 @@ class Builder:
     def sample(self, name: str, length: int, index: int, seed: int = 0, depths: list[float] | None = None) -> Sample:
         rng = random.Random(f"{seed}:{name}:{length}:{index}")
         spec = SUBTASKS[name]
-        build = {"niah": self._niah, "vt": self._vt, "cwe": self._cwe, "fwe": self._fwe}[spec.family]
-        sample = build(spec, length, rng, depths)
+        if spec.family == "qa":
+            sample = self._qa(name, length, rng, index, seed)
+        else:
+            build = {"niah": self._niah, "vt": self._vt, "cwe": self._cwe, "fwe": self._fwe}[spec.family]
+            sample = build(spec, length, rng, depths)
         if len(sample.ids) != length:  # a bug, not an input: every builder fills its budget exactly
             raise AssertionError(f"{name} prompt has {len(sample.ids)} tokens, not {length}")
         return sample
@@ -241,6 +297,45 @@ class Builder:
         body += self.newline * (budget - len(body))
         return Sample(head + body + tail, [word for word, _ in top[:3]])
 
+    def _qa(self, name: str, length: int, rng: random.Random, index: int, seed: int) -> Sample:
+        """The question's gold (and related) documents among distractors from the other questions, as many as fit,
+        shuffled and numbered as RULER's qa.py does; newlines fill what no whole document fills."""
+        pool = self.qa.get(name) or []
+        if not pool:
+            raise CtxextError(f"{name}: the --jsonl file holds no question for it")
+        order = random.Random(f"{seed}:{name}").sample(range(len(pool)), len(pool))
+        item = pool[order[index % len(pool)]]
+        head = self._head(QA_HEAD)
+        tail = self._tail(QA_QUESTION.format(query=item["query"]), QA_ANSWER)
+        budget = length - len(head) - len(tail)
+        gold = list(dict.fromkeys(item["context"] + item.get("more_context", [])))
+        others = sorted({d for other in pool for d in other["context"] + other.get("more_context", [])} - set(gold))
+        rng.shuffle(others)
+        separator = self._ids("\n\n")
+        widest = len(str(len(gold) + len(others)))
+
+        def cost(document: str) -> int:  # with the widest number it may get
+            return len(self._ids(QA_DOCUMENT.format(number="9" * widest, document=document))) + len(separator)
+
+        chosen, used = list(gold), sum(cost(d) for d in gold)
+        if used > budget + len(separator):
+            raise CtxextError(f"{length} tokens cannot hold {name}'s documents for {item['query']!r}")
+        for document in others:
+            if used + cost(document) <= budget + len(separator):
+                chosen.append(document)
+                used += cost(document)
+        while True:
+            order = chosen[:]
+            rng.shuffle(order)
+            pieces = [self._ids(QA_DOCUMENT.format(number=i, document=d)) for i, d in enumerate(order, 1)]
+            body = [token for piece in pieces for token in separator + piece][len(separator) :]
+            if len(body) <= budget or len(chosen) == len(gold):
+                break
+            chosen.pop()  # the last distractor chosen: its number's tokens ran over
+        if len(body) > budget:
+            raise CtxextError(f"{length} tokens cannot hold {name}'s documents for {item['query']!r}")
+        return Sample(head + body + self.newline * (budget - len(body)) + tail, list(item["outputs"]))
+
     @staticmethod
     def _cycle(sentences: list[list[int]], rng: random.Random):
         if not sentences:
@@ -278,39 +373,66 @@ def string_match_all(prediction: str, answers: list[str]) -> float:
     return sum(answer.lower() in prediction.lower() for answer in answers) / len(answers)
 
 
+def string_match_part(prediction: str, answers: list[str]) -> float:
+    """RULER's qa score: 1 if any one of the answers is found in the prediction, case-insensitively."""
+    return float(any(answer.lower() in prediction.lower() for answer in answers))
+
+
+def score(name: str, prediction: str, answers: list[str]) -> float:
+    return (string_match_part if SUBTASKS[name].metric == "part" else string_match_all)(prediction, answers)
+
+
+def builder_for(tokenizer, text: str | None, options: dict) -> tuple[Builder, list[str]]:
+    """The prompt builder for ``options`` (chat, jsonl) and the subtasks to run."""
+    qa = read_qa(options["jsonl"]) if options.get("jsonl") else None
+    names = check_subtasks(options.get("subtasks"), text is not None, qa is not None)
+    return Builder(tokenizer, text, options.get("chat", False), qa), names
+
+
+def ruler_rows(scores: dict, seconds: dict, samples: int) -> dict:
+    """results[length] from each (length, subtask)'s sample scores: per task accuracy with Wilson's interval, the
+    average with its interval, and seconds per sample."""
+    rows = {}
+    for length in dict.fromkeys(length for length, _ in scores):
+        mine = {name: values for (n, name), values in scores.items() if n == length}
+        shares = {name: sum(values) / len(values) for name, values in mine.items()}
+        intervals = {name: wilson_interval(sum(values), len(values)) for name, values in mine.items()}
+        tasks = {
+            name: {"accuracy": 100 * shares[name], "ci95": [100 * x for x in intervals[name]], "samples": samples}
+            for name in mine
+        }
+        rows[length] = {
+            "average": sum(t["accuracy"] for t in tasks.values()) / len(tasks),
+            "ci95": [100 * x for x in average_interval(list(shares.values()), list(intervals.values()))],
+            "seconds_per_sample": seconds[length] / (samples * len(mine)),
+            "tasks": tasks,
+        }
+    return rows
+
+
 def run(inp: TaskInput, label: str, mode: str) -> dict:
     loaded, options = inp.loaded, inp.options
-    names = check_subtasks(options.get("subtasks"), inp.text is not None)
-    builder = Builder(loaded.tokenizer, inp.text, options.get("chat", False))
+    builder, names = builder_for(loaded.tokenizer, inp.text, options)
     samples, batch, seed = options.get("samples") or 8, options.get("batch") or 1, options.get("seed", 0)
     bar = tqdm(total=len(inp.lengths) * len(names) * samples, desc=f"ruler {label}", unit="prompt")
-    rows = {}
+    scores, seconds = {}, {}
     for length in inp.lengths:
-        started, scores = time.perf_counter(), {}
+        started = time.perf_counter()
         for name in names:
             cases = [builder.sample(name, length, index, seed) for index in range(samples)]
-            scores[name] = []
+            scores[length, name] = []
             together = prompt_batch(loaded.model, length + SUBTASKS[name].new_tokens, batch)
             for begin in range(0, samples, together):
                 part = cases[begin : begin + together]
                 prompts = torch.tensor([case.ids for case in part])
                 outputs = continuations(loaded.model, loaded.tokenizer, prompts, SUBTASKS[name].new_tokens)
-                scores[name] += [string_match_all(out, case.answers) for out, case in zip(outputs, part, strict=True)]
+                scores[length, name] += [
+                    score(name, out, case.answers) for out, case in zip(outputs, part, strict=True)
+                ]
                 bar.update(len(part))
-        shares = {name: sum(values) / len(values) for name, values in scores.items()}
-        intervals = {name: wilson_interval(sum(values), len(values)) for name, values in scores.items()}
-        tasks = {
-            name: {"accuracy": 100 * shares[name], "ci95": [100 * x for x in intervals[name]], "samples": samples}
-            for name in scores
-        }
-        rows[length] = {
-            "average": sum(t["accuracy"] for t in tasks.values()) / len(tasks),
-            "ci95": [100 * x for x in average_interval(list(shares.values()), list(intervals.values()))],
-            "seconds_per_sample": (time.perf_counter() - started) / (samples * len(names)),
-            "tasks": tasks,
-        }
+        seconds[length] = time.perf_counter() - started
     bar.close()
-    return rows
+    return ruler_rows(scores, seconds, samples)
 
 
 def effective_lengths(by_method: dict, native_window: int, threshold: float = 85.6, share: float = 0.9) -> dict:
@@ -342,7 +464,9 @@ def _longest_above(lengths: list[int], averages: list[float], bar: float) -> int
 
 
 def check(options: dict, has_data: bool) -> None:
-    check_subtasks(options.get("subtasks"), has_data)
+    check_subtasks(options.get("subtasks"), has_data, bool(options.get("jsonl")))
+    if options.get("jsonl"):
+        read_qa(options["jsonl"])
     threshold, share = options.get("threshold", 85.6), options.get("relative_threshold", 0.9)
     if not 0 < threshold <= 100:
         raise CtxextError(f"--threshold is an accuracy in percent: above 0 and at most 100, not {threshold:g}")
@@ -357,4 +481,14 @@ def summarize(by_method: dict, record: dict) -> dict:
     )
 
 
-register(Task("ruler", "decoder", run, main_metric="average", summarize=summarize, check=check))
+register(
+    Task(
+        "ruler",
+        "decoder",
+        run,
+        backends=("transformers", "vllm"),
+        main_metric="average",
+        summarize=summarize,
+        check=check,
+    )
+)
