@@ -8,6 +8,7 @@ is stopped and recorded as over it, so that the machine stays usable. Results go
 cells already there are kept (rerun with --fresh to measure again).
 
 usage: python bench/train_memory.py [--lengths 8192 16384] [--cap 20] [--out bench/results/train_memory.json]
+       python bench/train_memory.py --table     (the Markdown table of --out)
 """
 
 from __future__ import annotations
@@ -80,6 +81,37 @@ def measure(argv: list[str], cap_bytes: int) -> dict:
     return row
 
 
+def table(record: dict) -> str:
+    """Chunked and plain loss side by side for each length, training and checkpointing setting."""
+
+    def cell(row: dict) -> str:
+        if row.get("over_cap"):
+            return f"over {record['cap_gib']:g} GiB (stopped) | -"
+        if "failed" in row:
+            return "failed | -"
+        return f"{row['peak_rss_gib']:.2f} | {row['step_s']:.0f}"
+
+    lines = [
+        "| tokens | training | checkpointing | chunked: peak GiB | s/step | plain: peak GiB | s/step | chunked/plain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    cells = record["cells"]
+    for length in sorted({row["length"] for row in cells.values()}):
+        for lora in ("full", "lora"):
+            for gc in ("gc", "nogc"):
+                chunked, plain = (cells.get(f"{length}-{lora}-{gc}-{loss}") for loss in ("chunked", "plain"))
+                if not (chunked and plain):
+                    continue
+                both = not (chunked.get("over_cap") or plain.get("over_cap"))
+                ratio = f"{chunked['peak_rss_gib'] / plain['peak_rss_gib']:.2f}" if both else "-"
+                training = "LoRA" if lora == "lora" else "full"
+                lines.append(
+                    f"| {length} | {training} | {'on' if gc == 'gc' else 'off'} | {cell(chunked)} | {cell(plain)} "
+                    f"| {ratio} |"
+                )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[8192, 16384])
@@ -88,7 +120,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train_memory.json")
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--only", nargs="*", default=None, help="cells by name, e.g. 16384-full-gc-chunked")
+    parser.add_argument("--table", action="store_true", help="print --out as a Markdown table and stop")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.out.read_text())))
+        return
     source = native(args.work)
     done = {} if args.fresh or not args.out.is_file() else json.loads(args.out.read_text())["cells"]
     ctxext = str(Path(sys.executable).with_name("ctxext"))
@@ -98,7 +134,8 @@ def main() -> None:
             continue
         argv = [ctxext, "train", str(source), "--to", str(length), "--data", *map(str, DATA), "--max-steps", "1"]
         argv += ["--learning-rate", "1e-4", "--overwrite", "-o", str(args.work / "out")]
-        argv += ["--lora"] * lora + ["--gradient-checkpointing"] * gc + ["--plain-loss"] * (loss == "plain")
+        argv += ["--lora"] * lora + ["--plain-loss"] * (loss == "plain")
+        argv += ["--gradient-checkpointing" if gc else "--no-gradient-checkpointing"]
         row = {"length": length, "lora": lora, "gradient_checkpointing": gc, "loss": loss}
         row.update(measure(argv, int(args.cap * 2**30)))
         done[name] = row

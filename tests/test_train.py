@@ -204,3 +204,18 @@ def test_xpos_follows_the_paper_with_centred_positions():
     largest_centred = xpos_scale(dim, torch.tensor([-(window // 2)]), gamma).max()
     largest_uncentred = xpos_scale(dim, torch.tensor([-(window - 1)]), gamma).max()
     assert largest_centred.log() < 0.51 * largest_uncentred.log()
+
+
+def test_gradient_checkpointing_is_on_by_default_from_8k_tokens_a_sequence(setup, tmp_path, monkeypatch):
+    from ctxext.train import trainer
+
+    assert trainer.checkpointing(None, 8192) and not trainer.checkpointing(None, 8191)
+    assert trainer.checkpointing(False, 16384) is False and trainer.checkpointing(True, 128) is True
+    seen = []
+    monkeypatch.setattr(trainer, "CHECKPOINTING_FROM", 128)
+    original = trainer._arguments
+    monkeypatch.setattr(trainer, "_arguments", lambda **s: seen.append(s["activation_checkpointing"]) or original(**s))
+    _, source, text = setup
+    train(source, tmp_path / "a", 128, [str(text)], max_steps=1)
+    train(source, tmp_path / "b", 128, [str(text)], max_steps=1, gradient_checkpointing=False)
+    assert seen == [True, False]

@@ -287,7 +287,7 @@ def cmd_train_encoder(args) -> None:
     given["distill"] = args.distill
     setup = EncoderTraining(
         args.to,
-        gradient_checkpointing=args.gradient_checkpointing,
+        gradient_checkpointing=bool(args.gradient_checkpointing),
         **{key: value for key, value in given.items() if value is not None},
     )
     method = {"method": args.method} if args.method else {}

@@ -27,6 +27,7 @@ from .chunked_loss import chunked_loss_trainer, loss_head
 
 log = logging.getLogger(__name__)
 DDP_TIMEOUT_S = 7 * 24 * 3600  # processes wait for the main one to save a 70B model, not torch's 30 minutes
+CHECKPOINTING_FROM = 8192  # tokens a sequence; at 8k one step of SmolLM2 took 3.2x less memory, 12% more time
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "query_key_value", "dense", "Wqkv", "out_proj")
 
 
@@ -102,7 +103,7 @@ def train(
     batch_size: int = 1,
     accumulation: int = 1,
     lora: bool = False,
-    gradient_checkpointing: bool = False,
+    gradient_checkpointing: bool | None = None,
     resume: bool = False,
     overwrite: bool = False,
     save_steps: int | None = None,
@@ -118,6 +119,7 @@ def train(
     Under ``accelerate launch`` or ``torchrun`` every process trains its share of each batch (data parallel, or
     sharded as the user's accelerate config or ``deepspeed`` file says); the main process alone writes the output.
     ``chunked_loss``: the loss never holds full-vocabulary logits (:mod:`ctxext.train.chunked_loss`).
+    ``gradient_checkpointing`` None: on for sequences of 8,192 tokens or more.
     ``context_parallel`` N splits each sequence over N GPUs (accelerate's ParallelismConfig, FSDP2, SDPA)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, default_data_collator
 
@@ -180,7 +182,7 @@ def train(
         logging_steps=max(1, min(10, max_steps // 10)),
         save_steps=save_steps or max_steps,
         seed=seed,
-        activation_checkpointing=gradient_checkpointing,
+        activation_checkpointing=checkpointing(gradient_checkpointing, len(dataset[0]["input_ids"])),
         deepspeed=deepspeed,
         parallelism_config=parallelism(context_parallel),
     )
@@ -213,6 +215,12 @@ def train(
         "tokens_per_second": result.metrics.get("train_samples_per_second", 0.0) * dataset.blocks.shape[1],
         "peak_gpu_bytes": peak_gpu,
     }
+
+
+def checkpointing(given: bool | None, sequence: int) -> bool:
+    """Gradient checkpointing as given, else on for sequences of CHECKPOINTING_FROM tokens or more (BENCHMARKS.md,
+    "One training step at 8k and 16k")."""
+    return given if given is not None else sequence >= CHECKPOINTING_FROM
 
 
 def _whole_model(trainer, lora: bool):
