@@ -155,11 +155,14 @@ def test_two_processes_train_to_the_weights_one_process_reaches_and_one_writes(s
 def test_what_cannot_run_is_refused_in_one_line(setup, tmp_path, capsys, extra, fragment, monkeypatch):
     _, source, text = setup
     monkeypatch.chdir(tmp_path)
-    argv = ["train", str(source), "--to", "128", "--data", str(text), *extra, "-o", str(tmp_path / "o")]
-    assert run(main, argv) == 2
+    assert run(main, _train_argv(source, text, tmp_path, *extra)) == 2
     err = capsys.readouterr().err.strip()
     assert fragment in err and err.count("\n") == 0
     assert not (tmp_path / "o").exists()
+
+
+def _train_argv(source, text, tmp_path, *extra: str) -> list[str]:
+    return ["train", str(source), "--to", "128", "--data", str(text), *extra, "-o", str(tmp_path / "o")]
 
 
 @pytest.mark.parametrize(
@@ -176,19 +179,7 @@ def test_context_parallel_without_fsdp2_or_gpus_is_refused(setup, tmp_path, caps
     for name, value in fsdp.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    argv = [
-        "train",
-        str(source),
-        "--to",
-        "128",
-        "--data",
-        str(text),
-        "--context-parallel",
-        "2",
-        "-o",
-        str(tmp_path / "o"),
-    ]
-    assert run(main, argv) == 2
+    assert run(main, _train_argv(source, text, tmp_path, "--context-parallel", "2")) == 2
     assert fragment in capsys.readouterr().err
 
 
@@ -197,19 +188,7 @@ def test_a_deepspeed_config_needs_deepspeed(setup, tmp_path, capsys):
     _, source, text = setup
     config = tmp_path / "zero3.json"
     config.write_text('{"zero_optimization": {"stage": 3}}')
-    argv = [
-        "train",
-        str(source),
-        "--to",
-        "128",
-        "--data",
-        str(text),
-        "--deepspeed",
-        str(config),
-        "-o",
-        str(tmp_path / "o"),
-    ]
-    assert run(main, argv) == 2
+    assert run(main, _train_argv(source, text, tmp_path, "--deepspeed", str(config))) == 2
     assert "needs the deepspeed package (pip install deepspeed)" in capsys.readouterr().err
 
 

@@ -306,7 +306,7 @@ def cmd_conform(args) -> None:
     from pathlib import Path
 
     from ..conformance import check_runtimes, conform_text, conformance_table
-    from ..formats.staging import check_output
+    from ..formats.staging import atomic_output, check_output
 
     check_output(Path(args.output), args.overwrite)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -314,7 +314,8 @@ def cmd_conform(args) -> None:
     record = conform_text(
         args.model, args.to, methods, args.data, args.tokens, args.score_from, runtimes, args.keep, _serving(args)
     )
-    Path(args.output).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    with atomic_output(Path(args.output), args.overwrite, folder=False) as staging:  # never half a file
+        staging.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(conformance_table(record["rows"]))
     print(f"\nwrote {args.output}")
 
