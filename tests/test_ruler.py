@@ -243,3 +243,13 @@ def test_a_qa_file_not_in_rulers_form_is_refused_with_its_line(tmp_path, small_s
     err = capsys.readouterr().err.strip()
     assert f"--jsonl {bad} line 2 is not a question; expected one JSON object per line" in err
     assert err.count("\n") == 0 and not (tmp_path / "r.json").exists()
+
+
+def test_a_refusal_met_while_measuring_starts_its_own_line(small_smollm2_gguf, tmp_path, capsys):
+    """fwe cannot fit in 120 tokens: found only when its prompts are built, after the progress bar has begun."""
+    out = tmp_path / "r.json"
+    argv = ["eval", str(small_smollm2_gguf), "--task", "ruler", "--lengths", "120", "--subtasks", "fwe"]
+    assert run(main, [*argv, "-o", str(out)]) == 2
+    last = capsys.readouterr().err.rstrip("\n").split("\n")[-1]
+    assert "too few for fwe's three most frequent words" in last and "ruler native" not in last
+    assert not out.exists()

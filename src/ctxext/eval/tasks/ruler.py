@@ -419,7 +419,11 @@ def run(inp: TaskInput, label: str, mode: str) -> dict:
     for length in inp.lengths:
         started = time.perf_counter()
         for name in names:
-            cases = [builder.sample(name, length, index, seed) for index in range(samples)]
+            try:
+                cases = [builder.sample(name, length, index, seed) for index in range(samples)]
+            except CtxextError:
+                bar.close()  # the refusal then starts a line of its own, not the bar's
+                raise
             scores[length, name] = []
             together = prompt_batch(loaded.model, length + SUBTASKS[name].new_tokens, batch)
             for begin in range(0, samples, together):
