@@ -59,8 +59,10 @@ def test_the_written_folder_is_the_candidate_that_scored_best(decoder, book, tmp
     record = json.loads((out / "ctxext.json").read_text())
     search = record["search"]
     assert len(search["candidates"]) == 5 and search["text"] == str(book)
-    best = min(search["candidates"], key=lambda c: c["ppl"])
-    assert search["best_ppl"] == best["ppl"] and search["best"] == best["name"]
+    best = min(search["candidates"], key=lambda c: c["score"])
+    assert search["best_ppl"] == best["ppl"] and search["best"] == best["name"] and search["needles"] == 2
+    for candidate in search["candidates"]:  # the log of the product of the text's and the answers' perplexities
+        assert candidate["score"] == pytest.approx(math.log(candidate["ppl"]) + math.log(candidate["needle_ppl"]))
     config = json.loads((out / "config.json").read_text())
     assert config["rope_parameters"]["rope_type"] == "longrope"
     assert config["rope_parameters"]["long_factor"] == best["divisors"]
@@ -116,3 +118,30 @@ def test_settings_are_checked_before_the_model_loads(decoder, book, monkeypatch)
         tune_plan(plan_rope(config, "m", 128, "yarn"), decoder, book)
     with pytest.raises(CtxextError, match="at least 3"):
         tune_plan(plan_rope(config, "m", 128, "longrope"), decoder, book, evaluations=2)
+
+
+def test_needle_prompts_end_in_the_answer_and_hide_the_key_at_their_depths(small_smollm2_gguf, book):
+    from ctxext.decoders.rope_search import calibration_ids, needle_prompts
+
+    tokenizer = AutoTokenizer.from_pretrained(str(small_smollm2_gguf.parent), gguf_file=small_smollm2_gguf.name)
+    ids = calibration_ids(tokenizer, book, 400)
+    prompts = needle_prompts(tokenizer, ids, 400, 2, seed=3)
+    again = needle_prompts(tokenizer, ids, 400, 2, seed=3)
+    assert [(p.tolist(), a) for p, a in prompts] == [(p.tolist(), a) for p, a in again]
+    for index, (prompt, answer_from) in enumerate(prompts):
+        assert len(prompt) == 401
+        key = tokenizer.decode(prompt[answer_from:]).strip().rstrip(".")
+        assert key.isdigit() and len(key) == 5
+        before = tokenizer.decode(prompt[:answer_from])
+        assert before.endswith("What is the pass key? The pass key is") and before.count(key) == 2
+        depth = len(tokenizer(before[: before.index("The pass key is")])["input_ids"]) / 400
+        assert abs(depth - (index + 0.5) / 2) < 0.1, depth
+
+
+def test_without_needles_the_text_alone_ranks_the_candidates(decoder, book, tmp_path):
+    out = tmp_path / "plain"
+    argv = ["extend", str(decoder), "--to", "128", "--tune", str(book), "--tune-evals", "3", "--tune-needles", "0"]
+    assert run(main, [*argv, "-o", str(out)]) == 0
+    search = json.loads((out / "ctxext.json").read_text())["search"]
+    assert search["needles"] == 0 and all("needle_ppl" not in c for c in search["candidates"])
+    assert search["best_ppl"] == min(c["ppl"] for c in search["candidates"])

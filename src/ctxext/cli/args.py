@@ -158,6 +158,14 @@ def build_parser() -> Parser:
     extend.add_argument(
         "--tune-evals", type=positive_int, default=8, help="candidates --tune scores, 3 seeds included (default 8)"
     )
+    extend.add_argument(
+        "--tune-needles",
+        type=int,
+        default=2,
+        metavar="N",
+        help="passkey prompts of --to tokens each --tune candidate is also scored on (LongRoPE2's needle-driven "
+        "perplexity of the answer tokens; 0: the text's perplexity alone; default 2)",
+    )
     add_placement(extend, dtype=False, attn=False, what="--tune and --check-runtime")
     add_vllm_options(extend)
     add_table_options(extend)

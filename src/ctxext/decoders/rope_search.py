@@ -6,7 +6,11 @@ lambda_k never decreases with k (a longer wavelength is interpolated at least as
 [1, 1.25 s]. Here the population is seeded with three known answers, YaRN's ramp (ctxext's longrope default),
 Position Interpolation (every lambda_k = s) and NTK-aware scaling (lambda_k = s^(2k/(d-2))); each further
 candidate is one of the two best so far, multiplied pair by pair by exp(N(0, sigma^2)), bounded and sorted into a
-monotone sequence again. Every candidate costs one forward pass of ``target`` tokens, so ``evaluations`` sets the cost.
+monotone sequence again. Candidates are ranked as LongRoPE2 (Shang et al. 2025) ranks them, by what they retrieve
+as well as by plain perplexity: each is scored by log perplexity of the calibration text plus the mean negative
+log-likelihood of the answer tokens of ``needles`` passkey prompts of ``target`` tokens (the text with a passkey
+sentence at depths spread over the window, closed by the question and its answer): the log of the product of the
+two perplexities. A candidate costs 1 + ``needles`` forward passes of ``target`` tokens.
 The paper's un-interpolated first tokens are not searched: no runtime's config can express them. The result
 is written as ``rope_type: longrope`` (transformers, vLLM) and as ``rope_freqs.weight`` (llama.cpp).
 """
@@ -57,59 +61,107 @@ def calibration_ids(tokenizer, text_path: str | Path, target: int) -> torch.Tens
     return ids
 
 
-def check_search(plan: RopePlan, evaluations: int) -> None:
+def needle_prompts(tokenizer, ids: torch.Tensor, target: int, count: int, seed: int = 0) -> list[tuple]:
+    """``count`` prompts of ``target`` + 1 tokens cut from ``ids``: a passkey sentence at depth (i + 0.5) / count,
+    the question at the end, then the answer; with the position where the answer's tokens start."""
+    import random
+
+    draw, prompts = random.Random(seed), []
+    for index in range(count):
+        key = draw.randint(10000, 99999)
+        needle, question, answer = (
+            tokenizer(text, add_special_tokens=False)["input_ids"]
+            for text in (
+                f" The pass key is {key}. Remember it. {key} is the pass key.",
+                " What is the pass key? The pass key is",
+                f" {key}.",
+            )
+        )
+        room = target + 1 - len(needle) - len(question) - len(answer)
+        if room < 1:
+            raise CtxextError(f"--tune at {target} tokens leaves no room for a needle prompt")
+        haystack = ids[:room].tolist()
+        cut = int((index + 0.5) / count * room)
+        prompt = haystack[:cut] + needle + haystack[cut:] + question + answer
+        prompts.append((torch.tensor(prompt), target + 1 - len(answer)))
+    return prompts
+
+
+def candidate_score(model, ids: torch.Tensor, target: int, needles: list[tuple]) -> dict:
+    """Perplexity of the calibration text, perplexity of the needles' answer tokens, and the score to minimise:
+    the log of their product (the text's alone without needles)."""
+    from ..windows import Window, window_nll
+
+    text_nll = window_nll(model, ids, Window(start=0, end=target, score_from=1)).mean().item()
+    row = {"ppl": math.exp(text_nll), "score": text_nll}
+    if needles:
+        answer_nll = [window_nll(model, p, Window(0, target, start)).mean().item() for p, start in needles]
+        row["needle_ppl"] = math.exp(sum(answer_nll) / len(answer_nll))
+        row["score"] = text_nll + sum(answer_nll) / len(answer_nll)
+    return row
+
+
+def check_search(plan: RopePlan, evaluations: int, needles: int = 0) -> None:
+    if needles < 0:
+        raise CtxextError(f"--tune-needles is a number of prompts, 0 or more, not {needles}")
     if plan.method != "longrope":
         raise CtxextError(f"--tune searches LongRoPE's divisors; use --method longrope, not {plan.method!r}")
     if evaluations < len(seeds(plan)):
         raise CtxextError(f"--tune-evals must be at least {len(seeds(plan))} (the seeds: {', '.join(seeds(plan))})")
 
 
-def search_long_divisors(model, ids: torch.Tensor, plan: RopePlan, evaluations: int = 8, seed: int = 0) -> RopePlan:
+def search_long_divisors(
+    model, ids: torch.Tensor, plan: RopePlan, evaluations: int = 8, seed: int = 0, needles: list[tuple] = ()
+) -> RopePlan:
     """The plan with the best divisors found (``searched``) and the search record (``search``); the model's
-    rotary modules and config are as they were afterwards."""
-    from ..windows import Window, window_nll
+    rotary modules and config are as they were afterwards. ``needles``: prompts from :func:`needle_prompts`."""
     from .rope_in_memory import apply_rope_in_memory, restored_rope
 
     check_search(plan, evaluations)
     starts = seeds(plan)
-    window = Window(start=0, end=plan.target, score_from=1)
     generator = torch.Generator().manual_seed(seed)
-    tried: list[tuple[float, torch.Tensor, str]] = []
+    tried: list[tuple[dict, torch.Tensor, str]] = []
     with restored_rope(model), tqdm(total=evaluations, desc="tune longrope", unit="candidate") as bar:
         for index in range(evaluations):
             if index < len(starts):
                 source, divisors = list(starts.items())[index]
             else:
-                ranked = sorted(tried, key=lambda row: row[0])
+                ranked = sorted(tried, key=lambda row: row[0]["score"])
                 parent = ranked[index % 2 if len(ranked) > 1 else 0]
                 source, divisors = f"mutant of {parent[2]}", mutate(parent[1], plan.factor, generator)
             candidate = dataclasses.replace(plan, searched=tuple(divisors.tolist()))
             apply_rope_in_memory(model, candidate)
-            ppl = math.exp(window_nll(model, ids, window).mean().item())
-            tried.append((ppl, divisors, f"#{index} {source}"))
+            tried.append((candidate_score(model, ids, plan.target, list(needles)), divisors, f"#{index} {source}"))
             bar.update()
-            bar.set_postfix(best=f"{min(row[0] for row in tried):.3f}")
-    best = min(tried, key=lambda row: row[0])
+            bar.set_postfix(best=f"{min(row[0]['score'] for row in tried):.3f}")
+    best = min(tried, key=lambda row: row[0]["score"])
     record = {
         "tokens": plan.target,
         "evaluations": evaluations,
         "seed": seed,
-        "candidates": [{"name": name, "ppl": ppl, "divisors": d.tolist()} for ppl, d, name in tried],
+        "needles": len(needles),
+        "candidates": [{"name": name, **scores, "divisors": d.tolist()} for scores, d, name in tried],
         "best": best[2],
-        "best_ppl": best[0],
+        "best_ppl": best[0]["ppl"],
     }
+    if needles:
+        record["best_needle_ppl"] = best[0]["needle_ppl"]
     return dataclasses.replace(plan, searched=tuple(best[1].tolist()), search=record)
 
 
-def tune_plan(plan: RopePlan, model_path: str | Path, text: str | Path, evaluations: int = 8, place=None) -> RopePlan:
+def tune_plan(
+    plan: RopePlan, model_path: str | Path, text: str | Path, evaluations: int = 8, place=None, needles: int = 2
+) -> RopePlan:
     """Load the model (folder or GGUF) placed by ``place`` (default float32 on the CPU) and search the plan's long
-    divisors; the settings and the text are checked before the load."""
+    divisors, scored with ``needles`` passkey prompts besides the text; the settings and the text are checked
+    before the load."""
     from ..loading import load_causal_lm
 
-    check_search(plan, evaluations)
+    check_search(plan, evaluations, needles)
     if not Path(text).is_file():
         raise CtxextError(f"calibration text {text} not found")
     model, tokenizer = load_causal_lm(model_path, place)
     ids = calibration_ids(tokenizer, text, plan.target)
-    tuned = search_long_divisors(model, ids, plan, evaluations)
+    prompts = needle_prompts(tokenizer, ids, plan.target, needles)
+    tuned = search_long_divisors(model, ids, plan, evaluations, needles=prompts)
     return dataclasses.replace(tuned, search={**tuned.search, "text": str(text)})
