@@ -45,4 +45,5 @@ with chunked_loss.loss_head(model, rows=16) as head:
 state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 if rank == 0:
     torch.save(state, out)
+dist.barrier()  # a process that tears gloo down while the other still uses it aborts ("terminate called ...")
 dist.destroy_process_group()
