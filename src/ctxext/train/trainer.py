@@ -132,7 +132,8 @@ def train(
 
     out = Path(out)
     check_output(out, overwrite)
-    check_launch(int(train_length or to), deepspeed, context_parallel)
+    sequence = int(train_length or to)  # tokens of one training sequence
+    check_launch(sequence, deepspeed, context_parallel)
     checkpoints = out.with_name(out.name + ".checkpoints")
     last = resumable(checkpoints) if resume and checkpoints.is_dir() else None
     if resume and last is None:
@@ -182,7 +183,7 @@ def train(
         logging_steps=max(1, min(10, max_steps // 10)),
         save_steps=save_steps or max_steps,
         seed=seed,
-        activation_checkpointing=checkpointing(gradient_checkpointing, len(dataset[0]["input_ids"])),
+        activation_checkpointing=checkpointing(gradient_checkpointing, sequence),
         deepspeed=deepspeed,
         parallelism_config=parallelism(context_parallel),
     )
@@ -212,7 +213,7 @@ def train(
         "checkpoints": str(checkpoints),
         "resumed_from": int(last.name.split("-")[-1]) if last else None,
         "main": trainer.is_world_process_zero(),
-        "tokens_per_second": result.metrics.get("train_samples_per_second", 0.0) * dataset.blocks.shape[1],
+        "tokens_per_second": result.metrics.get("train_samples_per_second", 0.0) * sequence,
         "peak_gpu_bytes": peak_gpu,
     }
 
