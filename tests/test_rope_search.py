@@ -145,3 +145,11 @@ def test_without_needles_the_text_alone_ranks_the_candidates(decoder, book, tmp_
     search = json.loads((out / "ctxext.json").read_text())["search"]
     assert search["needles"] == 0 and all("needle_ppl" not in c for c in search["candidates"])
     assert search["best_ppl"] == min(c["ppl"] for c in search["candidates"])
+
+
+def test_a_negative_number_of_needles_is_refused_in_one_line(decoder, book, tmp_path, capsys):
+    argv = ["extend", str(decoder), "--to", "128", "--tune", str(book), "--tune-needles", "-1"]
+    assert run(main, [*argv, "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--tune-needles is a number of prompts, 0 or more, not -1" in err and err.count("\n") == 0
+    assert not (tmp_path / "o").exists()

@@ -173,6 +173,7 @@ BAD = {
     "an unknown subtask": (["--subtasks", "niah_singel_1"], "did you mean 'niah_single_1'"),
     "an essay subtask without texts": (["--subtasks", "niah_single_2"], "pass --data"),
     "a qa subtask without questions": (["--subtasks", "qa_2"], "qa_2 takes its questions and documents from --jsonl"),
+    "a questions file that is not there": (["--subtasks", "qa_1", "--jsonl", "absent.jsonl"], "--jsonl absent.jsonl"),
     "a threshold above 100": (["--threshold", "120"], "--threshold"),
     "a relative threshold of 0": (["--relative-threshold", "0"], "--relative-threshold"),
 }
