@@ -113,7 +113,7 @@ def gguf_config(path: str | Path) -> dict:
 def rope_metadata(arch: str, plan) -> tuple[dict, np.ndarray | None]:
     """(metadata to set, optional rope_freqs tensor) for a RopePlan; ``None`` values remove a key.
 
-    What the method means in llama.cpp comes from its spec (:mod:`ctxext.decoders.rope_methods`); key names from
+    What the method means in llama.cpp comes from its spec (:mod:`ctxext.methods.rope`); key names from
     ``gguf.Keys``."""
     from gguf import GGUFValueType as T
     from gguf import Keys
@@ -148,42 +148,46 @@ def _keys() -> dict:
 
 
 def write_gguf(source: str | Path, target: Path, metadata: dict, extra_tensor: np.ndarray | None = None) -> None:
-    """Copy ``source`` to ``target`` with ``metadata`` applied (value None removes a key), through gguf's own
-    ``copy_with_new_metadata``; the source's ``general.alignment`` is kept, so every tensor stays aligned."""
+    """Copy ``source`` to ``target`` with ``metadata`` applied ({key: (value, GGUFValueType)}; None removes a
+    key) through gguf's GGUFReader and GGUFWriter: every other key and every tensor (quantized blocks included)
+    in the source's order, changed keys in place, new keys after them, ``extra_tensor`` (rope_freqs) last.
+    The source's ``general.alignment`` is kept, so every tensor stays aligned."""
     import gguf
-    from gguf.gguf_reader import ReaderTensor
-    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
     reader = _reader(Path(source))
     writer = gguf.GGUFWriter(
         str(target), arch=_value(reader, gguf.Keys.General.ARCHITECTURE), endianess=reader.endianess
     )
     writer.data_alignment = int(_value(reader, gguf.Keys.General.ALIGNMENT, gguf.GGUF_DEFAULT_ALIGNMENT))
-    tensors = list(reader.tensors)
-    if extra_tensor is not None:
-        tensors.append(
-            ReaderTensor(
-                ROPE_FREQS,
-                gguf.GGMLQuantizationType.F32,
-                np.array(extra_tensor.shape[::-1]),
-                extra_tensor.size,
-                extra_tensor.nbytes,
-                0,
-                extra_tensor,
-                None,
-            )
+    pending = dict(metadata)
+    for name, field in reader.fields.items():
+        if name == gguf.Keys.General.ARCHITECTURE or name.startswith("GGUF."):  # the writer writes these itself
+            continue
+        kind = field.types[0]
+        sub_type = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        if name not in pending:
+            writer.add_key_value(name, field.contents(), kind, sub_type=sub_type)
+        elif (entry := pending.pop(name)) is not None:
+            writer.add_key_value(name, *entry, sub_type=sub_type)
+    for name, entry in pending.items():
+        if entry is not None:
+            writer.add_key_value(name, *entry)
+    for tensor in reader.tensors:
+        writer.add_tensor_info(
+            tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes, tensor.tensor_type
         )
-    new = {name: MetadataDetails(value[1], value[0]) for name, value in metadata.items() if value is not None}
-    removed = [name for name, value in metadata.items() if value is None]
-    source_view = _ReaderView(reader.fields, tensors, reader.endianess)
-    copy_with_new_metadata(source_view, writer, new, removed)
-
-
-class _ReaderView:
-    """What ``copy_with_new_metadata`` reads of a GGUFReader, with a tensor list that may grow."""
-
-    def __init__(self, fields, tensors, endianess):
-        self.fields, self.tensors, self.endianess = fields, tensors, endianess
+    if extra_tensor is not None:
+        writer.add_tensor_info(
+            ROPE_FREQS, extra_tensor.shape, extra_tensor.dtype, extra_tensor.nbytes, gguf.GGMLQuantizationType.F32
+        )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for tensor in reader.tensors:
+        writer.write_tensor_data(tensor.data, tensor_endianess=reader.endianess)
+    if extra_tensor is not None:
+        writer.write_tensor_data(extra_tensor, tensor_endianess=reader.endianess)
+    writer.close()
 
 
 class GgufRopeWriter:
