@@ -2,13 +2,14 @@
 
 NeMo: ``max_position_embeddings``, ``encoder_seq_length`` and ``seq_len_interpolation_factor``
 (positions divided by the factor). Cerebras: ``max_position_embeddings`` and ``pos_scaling_factor``.
-Both mean linear interpolation, so only ``--method linear`` is written. Values are edited in the text,
-line by line, so comments and layout survive; the result is parsed again to check it.
+Both mean linear interpolation, so only ``--method linear`` is written. The config is edited as ruamel.yaml's
+round-trip tree (the model section's keys only; comments, key order, quotes, anchors, flow or block style and the
+file's indentation kept) and the result is parsed again to check it.
 """
 
 from __future__ import annotations
 
-import re
+from io import StringIO
 from pathlib import Path
 
 from ..errors import CtxextError
@@ -20,13 +21,22 @@ FLAVOURS = {
 }
 
 
-def _load(text: str, path: Path) -> dict:
-    import yaml
+def _yaml():
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 1 << 16  # never wrap a long line that was not wrapped
+    return yaml
+
+
+def _load(text: str, path: Path, yaml=None) -> dict:
+    from ruamel.yaml import YAMLError
 
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CtxextError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        data = (yaml or _yaml()).load(text)
+    except YAMLError as exc:
+        raise CtxextError(f"{path} is not valid YAML: {str(exc).strip().splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise CtxextError(f"{path} does not hold a YAML mapping")
     return data
@@ -72,44 +82,40 @@ def original_context(section: dict, flavour: str) -> int:
     return round(positive_whole(section.get("max_position_embeddings"), "max_position_embeddings") / factor)
 
 
-class _NotBlockStyle(Exception):
-    """The key is not on a line of its own (flow style): the text cannot be edited line by line."""
+def _indentation(text: str) -> dict:
+    """The file's own indentation, so that only edited lines change: mappings from the first nested key, block
+    sequences (item indent and dash offset) as ruamel.yaml guesses them."""
+    from ruamel.yaml.util import load_yaml_guess_indent
 
-
-def _set_key(text: str, key: str, value, anchor: str) -> str:
-    pattern = re.compile(
-        rf"^(?P<indent>[ \t]*){re.escape(key)}:[ \t]*(?P<value>[^#\n]*?)(?P<tail>[ \t]*#.*)?$", re.MULTILINE
-    )
-    if pattern.search(text):
-        return pattern.sub(lambda m: f"{m['indent']}{key}: {value}{m['tail'] or ''}", text, count=1)
-    anchor_line = re.compile(rf"^(?P<indent>[ \t]*){re.escape(anchor)}:.*$", re.MULTILINE).search(text)
-    if anchor_line is None:
-        raise _NotBlockStyle(key)
-    return text[: anchor_line.end()] + f"\n{anchor_line['indent']}{key}: {value}" + text[anchor_line.end() :]
-
-
-def _dumped(text: str, path: Path, values: dict) -> str:
-    """Flow-style configs are parsed, changed and written again (they carry no comments to keep)."""
-    import yaml
-
-    data = _load(text, path)
-    model_section(data).update(values)
-    return yaml.safe_dump(data, sort_keys=False)
+    nested = (len(line) - len(line.lstrip(" ")) for line in text.splitlines() if line.strip())
+    mapping = next((width for width in nested if width), 2)
+    _, sequence, offset = load_yaml_guess_indent(text)
+    if offset is None:  # no block sequence in the file
+        return {"mapping": mapping, "sequence": mapping, "offset": 0}
+    return {"mapping": mapping, "sequence": sequence, "offset": offset}
 
 
 def scaled_yaml(text: str, flavour: str, target: int, factor: float, path: Path) -> str:
-    """The config text with the new length(s) and interpolation factor; checked by parsing it again."""
+    """The config text with the new length(s) and interpolation factor in its model section; a key it lacks is
+    added after ``max_position_embeddings``. Checked by parsing the result again."""
     keys = FLAVOURS[flavour]
     values = {**dict.fromkeys(keys["lengths"], target), keys["factor"]: float(factor)}
-    try:
-        for key, value in values.items():
-            text = _set_key(text, key, value, "max_position_embeddings")
-    except _NotBlockStyle:
-        text = _dumped(text, path, values)
-    section = model_section(_load(text, path))
+    yaml = _yaml()
+    yaml.indent(**_indentation(text))
+    data = _load(text, path, yaml)
+    section = model_section(data)
+    for key, value in values.items():
+        if key in section or not hasattr(section, "insert"):
+            section[key] = value
+        else:
+            section.insert(list(section).index("max_position_embeddings") + 1, key, value)
+    stream = StringIO()
+    yaml.dump(data, stream)
+    written = stream.getvalue()
+    section = model_section(_load(written, path))
     if section.get("max_position_embeddings") != target or float(section.get(keys["factor"])) != float(factor):
         raise CtxextError(f"could not rewrite the position settings of {path} in place")
-    return text
+    return written
 
 
 class YamlWriter:
