@@ -88,15 +88,15 @@ def save(family: str, folder: Path, dtype=torch.float32, safe: bool = True) -> P
     return folder
 
 
-def save_sentence_transformer(folder: Path, family: str = "bert", window: int = 32) -> Path:
+def save_sentence_transformer(folder: Path, family: str = "bert", window: int = 32, pooling: str = "mean") -> Path:
     """A Sentence-Transformers folder around a tiny model, with a trained window shorter than its table."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers import models as st_models
 
     raw = save(family, folder.with_name(folder.name + "-raw"))
     transformer = st_models.Transformer(str(raw), max_seq_length=window)
-    pooling = st_models.Pooling(transformer.get_embedding_dimension(), "mean")
-    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(folder))
+    pooler = st_models.Pooling(transformer.get_embedding_dimension(), pooling)
+    SentenceTransformer(modules=[transformer, pooler], device="cpu").save(str(folder))
     return folder
 
 

@@ -15,6 +15,8 @@ from ..texts import default_short_texts
 
 log = logging.getLogger(__name__)
 
+SINGLE_TOKEN_POOLING = ("cls", "lasttoken")
+
 
 class Embedder:
     """Texts -> float32 embeddings, for Sentence-Transformers and plain transformers folders alike."""
@@ -79,6 +81,32 @@ class Embedder:
         """The last hidden state of every token of ``text`` (special tokens included), cut at ``max_length``."""
         batch = self.tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
         return self.model(**batch.to(self.model.device)).last_hidden_state[0].float().cpu()
+
+    def span_pooling(self):
+        """(the Sentence-Transformers pooling module, its mode) when it pools a span of token states as it pools a
+        text (mean, max, mean_sqrt_len_tokens, weightedmean, or several of them); (None, "mean") otherwise: for a
+        plain transformers folder (whose ``encode`` is mean pooling) and for cls / lasttoken pooling, which pick
+        one token that a span in the middle of a document does not have."""
+        modules = list(self.sentence_transformer) if self.sentence_transformer is not None else []
+        pooling = next((m for m in modules if type(m).__name__ == "Pooling" and hasattr(m, "pooling_mode")), None)
+        if pooling is None:
+            return None, "mean"
+        modes = pooling.pooling_mode if isinstance(pooling.pooling_mode, tuple) else (pooling.pooling_mode,)
+        if any(mode in SINGLE_TOKEN_POOLING for mode in modes):
+            return None, f"mean (the model pools by {'+'.join(modes)}: one token a span does not have)"
+        return pooling, "+".join(modes)
+
+    def pool_spans(self, states: torch.Tensor, spans: list[slice]) -> torch.Tensor:
+        """One vector per span of ``states`` (tokens x width), pooled as :meth:`span_pooling` says."""
+        pooling, _ = self.span_pooling()
+        if pooling is None:
+            return torch.stack([states[span].mean(0) for span in spans])
+        vectors = []
+        for span in spans:
+            tokens = states[span].unsqueeze(0)
+            features = {"token_embeddings": tokens, "attention_mask": torch.ones(tokens.shape[:2], dtype=torch.long)}
+            vectors.append(pooling(features)["sentence_embedding"][0].float())
+        return torch.stack(vectors)
 
     def token_count(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])

@@ -5,8 +5,9 @@
 - ``maxsim``: the same chunk vectors kept apart (multi-vector), a document scored by its best chunk;
 - ``extended``: the whole document in one pass of an extended model;
 - ``late``: late chunking (Günther et al. 2024, "Late Chunking: Contextual Chunk Embeddings Using Long-Context
-  Embedding Models"): one pass of the extended model over the whole document, token states mean-pooled per
-  window-sized span, so each chunk vector has seen the whole document; scored by its best chunk like ``maxsim``.
+  Embedding Models"): one pass of the extended model over the whole document, token states pooled per
+  window-sized span by the model's own pooling (mean where it pools by one token, cls or last), so each chunk
+  vector has seen the whole document; scored by its best chunk like ``maxsim``.
 """
 
 from __future__ import annotations
@@ -55,4 +56,4 @@ def _late_chunks(embedder, text: str, length: int, window: int) -> torch.Tensor:
     ids, size = _chunk_ids(embedder.tokenizer, text, length, window)
     states = embedder.token_states(text, length)  # [CLS] t_1 ... t_n [SEP]: token i is row i + 1
     body = states[1 : 1 + len(ids)] if len(states) > 2 else states
-    return torch.stack([body[i : i + size].mean(0) for i in range(0, len(body), size)])
+    return embedder.pool_spans(body, [slice(i, i + size) for i in range(0, len(body), size)])

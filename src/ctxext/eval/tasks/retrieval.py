@@ -248,6 +248,8 @@ def retrieval_grid(loaded, mode: str, lengths, text, subtasks, jsonl, count, lab
                 metrics = rank_metrics(queries, documents, task.relevant)
                 row.update({f"{task.name}/{k}": v for k, v in metrics.items()})
                 bar.update()
+            if mode == "late" and row:
+                row["late_pooling"] = loaded.embedder.span_pooling()[1]
             results[length] = row
     return results
 
