@@ -193,9 +193,9 @@ MORE_CASES = {
     "negative --original": (["extend", "{root}/llama", "--to", "4096", "--original=-5", "-o", "{out}"], "positive"),
     "output inside the input": (["extend", "{root}/bert", "--to", "128", "-o", "{root}/bert/out"], "inside"),
     "dtype on a folder": (["extend", "{root}/llama", "--to", "4096", "--dtype", "bfloat16", "-o", "{out}"], "dtype"),
-    "dynamic written to a gguf is refused in plan": (
+    "a gguf written from a folder": (
         ["extend", "{root}/llama", "--to", "4096", "--format", "gguf", "-o", "{out}.gguf"],
-        "invalid choice",
+        "convert_hf_to_gguf",
     ),
     "near-miss rope method": (["extend", "{root}/llama", "--to", "4096", "--method", "yarm", "-o", "{out}"], "yarn"),
     "train --to 0": (["train", "{root}/llama", "--to", "0", "--data", "{root}/a-file.txt", "-o", "{out}"], "positive"),

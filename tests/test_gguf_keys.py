@@ -32,7 +32,8 @@ def _fields(path):
 
 
 @pytest.mark.parametrize(
-    "method,scaling", [("linear", "linear"), ("yarn", "yarn"), ("ntk", "none"), ("llama3", "none")]
+    "method,scaling",
+    [("linear", "linear"), ("yarn", "yarn"), ("ntk", "none"), ("llama3", "none"), ("critical-base", "none")],
 )
 def test_rope_keys_are_llama_cpps_names_and_types(tmp_path, method, scaling):
     source = tiny_decoders.save_gguf(tmp_path / "in.gguf", context=2048)
@@ -50,7 +51,7 @@ def test_rope_keys_are_llama_cpps_names_and_types(tmp_path, method, scaling):
     if scaling != "none":
         assert after["llama.rope.scaling.factor"].contents() == pytest.approx(4.0)
         assert after["llama.rope.scaling.original_context_length"].contents() == 2048
-    if method == "ntk":
+    if method in ("ntk", "critical-base"):
         assert after["llama.rope.freq_base"].contents() > before["llama.rope.freq_base"].contents()
     assert (ROPE_FREQS in tensors) == (method == "llama3")
     assert set(before) - set(after) <= {"llama.rope.scaling.factor", "llama.rope.scaling.original_context_length"}

@@ -13,6 +13,7 @@ import pytest
 import tiny_decoders
 from ctxext import api
 from ctxext.cli.main import main, run
+from ctxext.extend import gguf as gguf_pipeline
 from ctxext.formats.gguf_file import read_metadata
 
 
@@ -201,7 +202,8 @@ DECODER_CASES = {
         ["{root}/nemo.yaml", "--to", "4096", "--method", "yarn", "-o", "{out}.yaml"],
         "--method linear",
     ),
-    "gguf format from a folder": (["{root}/llama", "--to", "128", "--format", "gguf"], "invalid choice"),
+    "gguf format from a folder": (["{root}/llama", "--to", "128", "--format", "gguf"], "convert_hf_to_gguf"),
+    "near-miss format": (["{root}/llama", "--to", "128", "--format", "hff"], "did you mean 'hf'"),
 }
 
 
@@ -283,10 +285,12 @@ def test_method_left_out_is_chosen_by_what_is_written(tmp_path, small_gguf, monk
     assert run(main, ["extend", str(small_gguf), "--to", "4096", "-o", str(tmp_path / "g.gguf")]) == 0
     assert read_metadata(tmp_path / "g.gguf", "llama.")["llama.rope.scaling.type"] == "yarn"
     chosen = []  # the tiny GGUF has no tokenizer, so its folder conversion is not run here
-    monkeypatch.setattr(api, "extend_gguf", lambda path, out, to, method, fmt, *rest: chosen.append((fmt, method)))
+    monkeypatch.setattr(
+        gguf_pipeline, "write_output", lambda writer, *rest: chosen.append((writer.folder, writer.plan.method))
+    )
     api.extend(small_gguf, tmp_path / "h", 4096, fmt="hf")
     api.extend(small_gguf, tmp_path / "h", 8192, fmt="hf")
-    assert chosen == [("hf", "yarn"), ("hf", "yarn")]
+    assert chosen == [(True, "yarn"), (True, "yarn")]
 
     (tmp_path / "nemo.yaml").write_text(NEMO)
     assert run(main, ["extend", str(tmp_path / "nemo.yaml"), "--to", "4096", "-o", str(tmp_path / "n.yaml")]) == 0
@@ -309,3 +313,40 @@ def test_flow_style_and_anchored_yaml_are_scaled(tmp_path):
         model = yaml.safe_load(out.read_text())["model"]
         assert model["max_position_embeddings"] == 4096 and model["encoder_seq_length"] == 4096
         assert model["seq_len_interpolation_factor"] == 2.0
+
+
+def test_yaml_edit_changes_only_the_model_sections_position_lines(tmp_path):
+    """Four-space indents, quotes, a flow mapping, a block sequence and a same-named key in another section: the
+    written file differs from the source in the model's position lines only (plus the added factor)."""
+    source = tmp_path / "nemo.yaml"
+    source.write_text(
+        textwrap.dedent("""\
+        # NeMo Megatron GPT config
+        trainer:
+            precision: bf16-mixed   # mixed
+        data:
+            max_position_embeddings: 999   # not the model's
+        model:
+            encoder_seq_length: 2048  # training window
+            max_position_embeddings: 2048
+            position_embedding_type: rope
+            tokenizer:
+                library: 'megatron'
+                type: "GPT2BPETokenizer"
+            data_prefix:
+                - 0.5
+                - /data/a_text_document
+            optim: {name: fused_adam, lr: 2.0e-4}
+        """)
+    )
+    out = tmp_path / "out.yaml"
+    assert run(main, ["extend", str(source), "--to", "8192", "--method", "linear", "-o", str(out)]) == 0
+    before, after = source.read_text().splitlines(), out.read_text().splitlines()
+    expected = [
+        line.replace("2048", "8192")
+        if "encoder_seq_length" in line or line.strip().startswith("max_position_embeddings: 2048")
+        else line
+        for line in before
+    ]
+    expected.insert(expected.index("    max_position_embeddings: 8192") + 1, "    seq_len_interpolation_factor: 4.0")
+    assert after == expected

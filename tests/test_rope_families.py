@@ -14,8 +14,9 @@ from ctxext.decoders.rope_in_memory import apply_rope_in_memory, rotary_modules
 from ctxext.decoders.rope_plan import plan_rope
 from ctxext.errors import CtxextError
 from ctxext.formats.hf_folder import open_model_folder
+from ctxext.methods.rope import ROPE_REGISTRY
 
-METHODS = ["linear", "ntk", "dynamic", "yarn", "llama3", "longrope"]
+METHODS = list(ROPE_REGISTRY)
 TARGET = 160
 
 
@@ -146,3 +147,20 @@ def test_scaling_added_as_a_model_card_says_counts_although_max_position_embeddi
     assert "handles now       256 tokens (trained at 64, then scaled)" in capsys.readouterr().out
     assert run(main, ["extend", str(source), "--to", "512", "-o", str(tmp_path / "longer")]) == 0
     assert json.loads((tmp_path / "longer" / "config.json").read_text())["rope_parameters"]["factor"] == 8.0
+
+
+def test_critical_base_folder_carries_the_raised_base_transformers_uses(tmp_path):
+    from ctxext.methods.rope import default_inv_freq
+    from ctxext.methods.rope.critical_base import critical_base
+
+    source = tiny_decoders.save_decoder("llama", tmp_path / "llama")
+    config = json.loads((source / "config.json").read_text())
+    (source / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 2048}))
+    api.extend(source, tmp_path / "out", 8192, "critical-base")
+    written = json.loads((tmp_path / "out" / "config.json").read_text())
+    beta = critical_base(16, config.get("rope_theta", 1e4), 2048, 8192)
+    assert written["rope_theta"] == pytest.approx(beta) and beta > 1e4
+    assert written["rope_parameters"]["rope_type"] == "default"
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    (_, _, rotary), *_ = rotary_modules(model)
+    torch.testing.assert_close(rotary.inv_freq.double(), default_inv_freq(16, beta), rtol=1e-6, atol=0)

@@ -142,3 +142,29 @@ def test_longrope_is_exact_inside_the_window_and_yarn_by_parts_beyond(dim, base,
     torch.testing.assert_close(beyond, yarn_theta, rtol=1e-12, atol=0)
     inside, _ = scaled_inv_freq("longrope", dim, base, original, factor, seq_len=original)
     assert torch.equal(inside, default_inv_freq(dim, base))
+
+
+def test_critical_dimension_of_llama2_is_the_papers_92():
+    from ctxext.methods.rope.critical_base import critical_dimension
+
+    # Liu et al. 2023: LLaMA2 (d = 128, b = 10,000, L = 4,096) has critical dimension 92
+    assert critical_dimension(128, 1e4, 4096) == 92
+
+
+@pytest.mark.parametrize("dim,base,original,target", [(128, 1e4, 4096, 16384), (64, 1e5, 8192, 32768)])
+def test_critical_base_extrapolates_exactly_to_the_target(dim, base, original, target):
+    from ctxext.methods.rope.critical_base import critical_base, critical_dimension
+
+    beta = critical_base(dim, base, original, target)
+    assert beta > base
+    assert 2 * math.pi * beta ** (critical_dimension(dim, base, original) / dim) == pytest.approx(target, rel=1e-9)
+    scaled, attention = scaled_inv_freq("critical-base", dim, base, original, target / original)
+    torch.testing.assert_close(scaled, default_inv_freq(dim, beta), rtol=0, atol=0)
+    assert attention == 1.0
+
+
+def test_critical_base_never_lowers_the_base():
+    from ctxext.methods.rope.critical_base import critical_base
+
+    # 1.01 x: (N / 2 pi)^(d / d_c) falls below b because d_c is rounded up; the base is kept
+    assert critical_base(128, 1e4, 4096, 4137) == 1e4

@@ -118,7 +118,7 @@ def test_longrope_inside_the_window_is_exact_in_transformers_but_not_in_vllm(sma
 
 
 def test_every_runtime_named_in_a_spec_is_one_ctxext_can_score():
-    from ctxext.decoders.rope_methods import ROPE_REGISTRY
+    from ctxext.methods.rope import ROPE_REGISTRY
 
     for spec in ROPE_REGISTRY.values():
         assert set(spec.runtimes) == set(RUNTIMES), spec.name

@@ -19,7 +19,7 @@ import tiny
 import tiny_decoders
 from ctxext.cli.main import main, run
 from ctxext.decoders.long_attention import SelfExtend, smallest_group
-from ctxext.decoders.rope_methods import ROPE_REGISTRY, register
+from ctxext.methods.rope import ROPE_REGISTRY, register
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "emma.txt"
 NEMO = "model:\n  encoder_seq_length: 2048\n  max_position_embeddings: {value}\n  position_embedding_type: rope\n"

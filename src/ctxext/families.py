@@ -22,6 +22,12 @@ class Family:
     length_keys: tuple[str, ...] = ("max_position_embeddings",)
     advice: str = ""
     extended: bool = True  # False: ctxext knows the family and says why it does not extend it (``advice``)
+    # RoPE families with global and sliding-window layers: the config keys of each layer type's base, and
+    # whether the legacy ``rope_scaling`` key may be written (a config class that applies it to every layer
+    # type must not get it)
+    rope_base_key: str = "rope_theta"
+    local_base_key: str = "rope_local_base_freq"
+    legacy_rope_scaling: bool = True
 
 
 _BERT_LIKE = ("bert", "distilbert", "albert", "electra", "ernie", "megatron-bert", "nomic_bert_ape")
@@ -57,7 +63,6 @@ _ROPE = (
 _ROPE_NOT_EXTENDED = {
     "gptj": "GPT-J's rotary embedding reads no scaling from config.json",
     "roformer": "RoFormer's rotary embedding reads no scaling from config.json",
-    "modernbert": "ctxext writes no scaling for ModernBERT's global and local rotary bases yet",
     "nomic_bert": "ctxext writes no scaling for NomicBERT's rotary embedding yet",
     "gemma3": "this is Gemma 3's multimodal wrapper: extend its text model (model type gemma3_text)",
 }
@@ -81,6 +86,13 @@ for _name in _ROPE:
         ),
         extended=_name not in _ROPE_NOT_EXTENDED,
     )
+FAMILIES["modernbert"] = Family(  # an encoder: global layers scaled, sliding-window layers (window 128) kept
+    "modernbert",
+    "rope",
+    rope_base_key="global_rope_theta",
+    local_base_key="local_rope_theta",
+    legacy_rope_scaling=False,
+)
 for _name in _RELATIVE:
     FAMILIES[_name] = Family(
         _name,
@@ -122,7 +134,11 @@ def table_offset(family: Family, config: dict) -> int:
 
 SUPPORT = {  # kind -> (positions, what ctxext does)
     "learned": ("learned table", "resamples the table (`tile` by default; `cubic`, `linear`, `group`, ...)"),
-    "rope": ("rotary (RoPE)", "writes RoPE scaling to config.json (`yarn` by default; phi3: `longrope` only)"),
+    "rope": (
+        "rotary (RoPE)",
+        "writes RoPE scaling to config.json (`yarn` by default; phi3: `longrope` only; gemma3_text, modernbert: "
+        "global layers only)",
+    ),
     "relative": ("relative", "refuses: reads any length already; raise `model_max_length`"),
     "alibi": ("ALiBi", "refuses: extrapolates already; raise `model_max_length`"),
 }

@@ -33,9 +33,8 @@ def inspect(
             variants.append({**options, "method": "cubic", "keep_first": "auto"})
         return Report(plan.describe(), drift=drift_by_method(folder, to, variants, texts))
     refuse_unextended(model, kind)
-    from .decoders.rope_methods import ROPE_REGISTRY
     from .decoders.rope_plan import pair_summary, plan_rope
-    from .methods.rope import classify_pairs, default_inv_freq
+    from .methods.rope import ROPE_REGISTRY, classify_pairs, default_inv_freq
 
     if kind == "gguf":
         from .formats.gguf_file import gguf_config

@@ -10,14 +10,36 @@ from ..errors import CtxextError
 DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # placement.DTYPES's names
 
 METHOD_HELP = (
-    "how new positions are made: learned tables tile (default), cubic, linear, quadratic, pchip, akima, makima, "
-    "double, group; RoPE yarn (default), linear, ntk, dynamic (transformers only), llama3, longrope "
-    "(linear for NeMo / Cerebras YAML)"
+    "how new positions are made: learned tables tile (default), {ape_methods}; RoPE yarn (default), "
+    "{rope_methods} (linear for NeMo / Cerebras YAML)"
 )
+
+
+class RegistryHelpFormatter(argparse.HelpFormatter):
+    """Help whose method lists come from the method registries, read only when help is printed (the registries
+    import torch and scipy, which no other parse needs)."""
+
+    def _get_help_string(self, action):
+        text = super()._get_help_string(action) or ""
+        if "{rope_methods}" in text or "{ape_methods}" in text:
+            from ..methods.ape import APE_REGISTRY
+            from ..methods.rope import ROPE_REGISTRY
+
+            text = text.replace("{rope_methods}", ", ".join(name for name in ROPE_REGISTRY if name != "yarn"))
+            text = text.replace("{ape_methods}", ", ".join(name for name in APE_REGISTRY if name != "tile"))
+        if "{formats}" in text:
+            from ..api import OUTPUT_FORMATS
+
+            text = text.replace("{formats}", "; ".join(f"{name}: {f.title}" for name, f in OUTPUT_FORMATS.items()))
+        return text
 
 
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr and exit code 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", RegistryHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise CtxextError(message)
@@ -120,8 +142,7 @@ def build_parser() -> Parser:
     extend.add_argument(
         "--format",
         default="same",
-        choices=("same", "hf"),
-        help="'hf' writes a Hugging Face folder from a GGUF input (default: same form as the input)",
+        help="same (default: the input's own form), or one of: {formats}",
     )
     extend.add_argument(
         "--dtype",

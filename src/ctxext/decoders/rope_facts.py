@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import CtxextError
+from ..families import FAMILIES
 from ..methods.rope import yarn_attention_factor
 
 FULL_ATTENTION = "full_attention"
+SLIDING_ATTENTION = "sliding_attention"
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,18 @@ class RopeFacts:
 
 
 def rope_parameters_of(config: dict) -> dict:
-    return config.get("rope_parameters") or config.get("rope_scaling") or {}
+    """The config's RoPE parameters; a family that spells its global and local bases as keys of their own
+    (ModernBERT's hub configs) gets them as transformers v5 nests them, per layer type."""
+    params = config.get("rope_parameters") or config.get("rope_scaling")
+    if params:
+        return params
+    family = FAMILIES.get(config.get("model_type", ""))
+    if family and family.rope_base_key in config and family.rope_base_key != "rope_theta":
+        return {
+            FULL_ATTENTION: {"rope_type": "default", "rope_theta": config[family.rope_base_key]},
+            SLIDING_ATTENTION: {"rope_type": "default", "rope_theta": config.get(family.local_base_key, 10000.0)},
+        }
+    return {}
 
 
 def _is_number(value) -> bool:

@@ -12,18 +12,18 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import CtxextError, did_you_mean
-from ..methods.ape import APE_METHODS
-from ..methods.rope import classify_pairs, default_inv_freq, scaled_inv_freq, yarn_divisors
+from ..families import FAMILIES, Family
+from ..methods.ape import APE_REGISTRY
+from ..methods.rope import ROPE_REGISTRY, classify_pairs, default_inv_freq, rope_method, yarn_divisors
 from .attention_labels import LONG_ATTENTION, is_attention_label
 from .rope_facts import RopeFacts, handled_window, kept_yarn_options, rope_facts, rope_parameters_of, true_original
-from .rope_methods import ROPE_REGISTRY, rope_method
 
 
 def check_rope_method(method: str) -> None:
     if method in ROPE_REGISTRY:
         return
     names = ", ".join(ROPE_REGISTRY)
-    if method in APE_METHODS:
+    if method in APE_REGISTRY:
         raise CtxextError(f"method {method!r} is for learned position tables; a RoPE model takes one of {names}")
     if is_attention_label(method):
         raise CtxextError(
@@ -56,12 +56,11 @@ class RopePlan:
 
     def inv_freq(self, seq_len: int | None = None) -> tuple[torch.Tensor, float]:
         """theta' and the attention factor at input length ``seq_len`` (default: the target)."""
-        options = dict(self.kept) if self.method == "yarn" else {}
-        if self.method in ("dynamic", "longrope"):
+        spec = self.spec
+        options = spec.plan_options(self) if spec.plan_options else {}
+        if spec.length_dependent:
             options["seq_len"] = seq_len or self.target
-        if self.method == "longrope":
-            options["long_factor"] = self.long_divisors()
-        return scaled_inv_freq(self.method, self.facts.dim, self.facts.base, self.original, self.factor, **options)
+        return spec.frequencies(self.facts.dim, self.facts.base, self.original, self.factor, **options)
 
     def long_divisors(self) -> torch.Tensor:
         """longrope's divisors beyond L: the searched ones, else YaRN's ramp."""
@@ -195,22 +194,22 @@ def rope_config(config: dict, plan: RopePlan) -> dict:
             f"a {plan.facts.family} config can carry only {', '.join(readable)} scaling in transformers: "
             f"use --method {readable[0]}"
         )
+    family = FAMILIES.get(plan.facts.family) or Family(plan.facts.family, "rope")
     new = dict(config)
     if plan.facts.family in HEAD_DIM_LEFT_NONE and new.get("head_dim") is None:
         new["head_dim"] = plan.facts.head_dim
     new["max_position_embeddings"] = plan.max_position_embeddings
+    nested = {}
     if plan.facts.layer_type:
         nested = {key: dict(value) for key, value in rope_parameters_of(config).items()}
         nested[plan.facts.layer_type] = params
-        new["rope_parameters"] = nested
+    new["rope_parameters"] = nested or params
+    if family.legacy_rope_scaling:
         new["rope_scaling"] = dict(params)
-        local = [v.get("rope_theta") for k, v in nested.items() if k != plan.facts.layer_type]
-        if local and local[0]:
-            new["rope_local_base_freq"] = local[0]
-    else:
-        new["rope_parameters"] = params
-        new["rope_scaling"] = dict(params)
-    new["rope_theta"] = plan.rope_theta
+    local = [v.get("rope_theta") for k, v in nested.items() if k != plan.facts.layer_type]
+    if local and local[0]:
+        new[family.local_base_key] = local[0]
+    new[family.rope_base_key] = plan.rope_theta
     if plan.facts.partial != 1.0:
         new["partial_rotary_factor"] = plan.facts.partial
     if plan.facts.family == "gpt_neox":

@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..decoders.rope_methods import ROPE_REGISTRY
 from ..errors import CtxextError, did_you_mean
 from ..families import family_of, table_offset
 from ..formats.hf_folder import ModelFolder, read_json
-from ..methods.ape import APE_METHODS, DOUBLING, resample_table
+from ..methods.ape import APE_REGISTRY, DOUBLING, resample_table
+from ..methods.rope import ROPE_REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +145,14 @@ def _check_memory(rows: int, width: int) -> None:
 
 
 def check_table_method(method: str) -> None:
-    if method in APE_METHODS:
+    if method in APE_REGISTRY:
         return
     if method in ROPE_REGISTRY:
         raise CtxextError(
-            f"method {method!r} is for RoPE models; a learned table takes one of {', '.join(APE_METHODS)}"
+            f"method {method!r} is for RoPE models; a learned table takes one of {', '.join(APE_REGISTRY)}"
         )
     raise CtxextError(
-        f"unknown method {method!r}{did_you_mean(method, APE_METHODS)}; choose from {', '.join(APE_METHODS)}"
+        f"unknown method {method!r}{did_you_mean(method, APE_REGISTRY)}; choose from {', '.join(APE_REGISTRY)}"
     )
 
 

@@ -24,10 +24,12 @@ def _rotary_class(text_config):
     import transformers
 
     model_class = transformers.MODEL_FOR_CAUSAL_LM_MAPPING.get(type(text_config), None)
+    if model_class is None:  # an encoder (ModernBERT): its base model's module holds the rotary class
+        model_class = transformers.MODEL_MAPPING.get(type(text_config), None)
     if model_class is None:
-        raise CtxextError(f"transformers has no causal LM for {type(text_config).__name__}")
+        raise CtxextError(f"transformers has no model class for {type(text_config).__name__}")
     module = importlib.import_module(model_class.__module__)
-    prefix = model_class.__name__.removesuffix("ForCausalLM")
+    prefix = model_class.__name__.removesuffix("ForCausalLM").removesuffix("Model")
     rotary = getattr(module, f"{prefix}RotaryEmbedding", None)
     if rotary is None:
         raise CtxextError(f"{module.__name__} defines no {prefix}RotaryEmbedding")
@@ -37,17 +39,25 @@ def _rotary_class(text_config):
 def transformers_readback(folder: Path, plan: RopePlan) -> dict:
     """Frequencies transformers derives from the written config, against ctxext's (relative error)."""
     import transformers
+
+    return rotary_readback(transformers.AutoConfig.from_pretrained(str(folder)), plan)
+
+
+def rotary_readback(config, plan: RopePlan) -> dict:
+    """Frequencies of the rotary module transformers builds from ``config`` (a loaded config object), against
+    ctxext's (relative error)."""
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-    config = transformers.AutoConfig.from_pretrained(str(folder))
     text_config = config.get_text_config()
     rotary = _rotary_class(text_config)(config=text_config)
     layer_type = plan.facts.layer_type
     inv_freq = getattr(rotary, f"{layer_type}_inv_freq") if layer_type else rotary.inv_freq
     attention = getattr(rotary, f"{layer_type}_attention_scaling" if layer_type else "attention_scaling")
-    if plan.method in ("dynamic", "longrope"):  # the module holds L's frequencies until a longer input arrives
+    if plan.spec.length_dependent:  # the module holds L's frequencies until a longer input arrives
         layer = {"layer_type": layer_type} if layer_type else {}
-        inv_freq, attention = ROPE_INIT_FUNCTIONS[plan.method](text_config, None, seq_len=plan.target, **layer)
+        inv_freq, attention = ROPE_INIT_FUNCTIONS[plan.spec.rope_type()](
+            text_config, None, seq_len=plan.target, **layer
+        )
     ours, our_attention = plan.inv_freq(plan.target)
     error = ((inv_freq.double() - ours).abs() / ours).max().item()
     return {"max_relative_error": error, "attention_factor": float(attention), "ours": our_attention}
@@ -146,6 +156,9 @@ def write_rope_config(staging: Path, plan: RopePlan) -> None:
     tokenizer_config = staging / "tokenizer_config.json"
     if tokenizer_config.is_file():
         write_json(tokenizer_config, {**read_json(tokenizer_config), "model_max_length": plan.target})
+    sentence_config = staging / "sentence_bert_config.json"  # a RoPE encoder saved by sentence-transformers
+    if sentence_config.is_file():
+        write_json(sentence_config, {**read_json(sentence_config), "max_seq_length": plan.target})
 
 
 def record_rope(folder: Path, plan: RopePlan, readback: dict | None, dropped: tuple = ()) -> None:
@@ -172,12 +185,8 @@ def record_rope(folder: Path, plan: RopePlan, readback: dict | None, dropped: tu
         f"{plan.original} -> {plan.target} tokens (factor {plan.factor:g}). No weight changed.",
         "`config.json` carries both `rope_parameters` (transformers v5) and the legacy `rope_scaling` + `rope_theta`.",
     ]
-    if plan.method == "dynamic":
-        lines.append(
-            "Dynamic scaling recomputes frequencies from the current length; `max_position_embeddings` stays "
-            f"at {plan.original} because transformers measures growth from it. Keys cached before the "
-            "frequencies change are not re-rotated."
-        )
+    if plan.spec.card_note:
+        lines.append(plan.spec.card_note(plan))
     lines.append("What each runtime computes from this folder:")
     lines += [f"- {runtime}: {note}" for runtime, note in plan.spec.runtimes.items() if runtime != "llama.cpp"]
     append_card_section(folder, "Context extension", lines)

@@ -1,5 +1,6 @@
-"""A GGUF extended: written as a GGUF with new RoPE metadata (tensors byte for byte), or converted to a Hugging Face
-folder (``--format hf``); either read back, and in the runtimes asked for."""
+"""The ``gguf`` output format: a GGUF extended and written as a GGUF with new RoPE metadata (tensors byte for byte);
+also the pipeline that converts one to a Hugging Face folder (``--format hf``, :mod:`.hf`). Either is read back,
+and in the runtimes asked for."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ..errors import CtxextError
 from ..formats.gguf_file import UINT32_MAX, GgufRopeWriter, gguf_config
 from ..pipeline import write_output
 from .decoder_folder import HfRopeWriter, tuned
+from .outputs import OutputFormat, Request, default_rope_method, register
 from .summary import Report, readback_notes, runtime_notes, runtime_readback_notes, search_notes
 
 
@@ -31,42 +33,44 @@ class GgufRuntimeWriter(GgufRopeWriter):
         return readback
 
 
-def extend_gguf(
-    path: Path,
-    out: Path,
-    to,
-    method,
-    fmt,
-    original,
-    overwrite,
-    check,
-    dtype,
-    runtimes=(),
-    tune=None,
-    rederive=False,
-    serving=None,
-):
-    config = gguf_config(path)
-    plan = plan_rope(config, str(path), to, method, original)
-    if not rederive:
+def _plan(request: Request):
+    config = gguf_config(request.model)
+    plan = plan_rope(
+        config, str(request.model), request.to, request.method or default_rope_method("gguf"), request.original
+    )
+    if not request.rederive:
         check_above_current_window(plan)
-    if fmt != "hf" and plan.target > UINT32_MAX:
+    return plan
+
+
+def gguf_to_folder(request: Request) -> Report:
+    """A GGUF dequantized into a Hugging Face folder (``--format hf``) with the plan's RoPE scaling."""
+    plan = tuned(_plan(request), Path(request.model), request.tune, request.out, request.overwrite)
+    dtype = request.dtype or "float32"
+    writer = HfRopeWriter(
+        Path(request.model), plan, from_gguf=True, dtype=dtype, runtimes=request.runtimes, serving=request.serving
+    )
+    readback = write_output(writer, request.out, request.overwrite, request.check)
+    notes = search_notes(plan) + readback_notes(readback) + runtime_notes(plan, "folder")
+    return Report(plan.describe(), notes + [f"wrote a Hugging Face folder ({dtype}) to {request.out}"])
+
+
+def gguf_to_gguf(request: Request) -> Report:
+    """A GGUF copy with new RoPE metadata, tensors byte for byte."""
+    plan = _plan(request)
+    if plan.target > UINT32_MAX:
         raise CtxextError(f"a GGUF stores lengths as 32-bit unsigned integers: --to at most {UINT32_MAX}")
-    plan = tuned(plan, path, tune, out, overwrite)
-    if fmt == "hf":
-        writer = HfRopeWriter(path, plan, from_gguf=True, dtype=dtype or "float32", runtimes=runtimes, serving=serving)
-        readback = write_output(writer, out, overwrite, check)
-        notes = search_notes(plan) + readback_notes(readback) + runtime_notes(plan, "folder")
-        return Report(plan.describe(), notes + [f"wrote a Hugging Face folder ({dtype or 'float32'}) to {out}"])
-    if dtype and not (tune or runtimes):
+    plan = tuned(plan, Path(request.model), request.tune, request.out, request.overwrite)
+    if request.dtype and not (request.tune or request.runtimes):
         raise CtxextError(
             "--dtype applies when a GGUF is converted to a folder (--format hf) or to what --tune and "
             "--check-runtime compute; GGUF tensors are copied"
         )
+    out = Path(request.out)
     if out.suffix.lower() != ".gguf":
         raise CtxextError(f"a GGUF output needs a .gguf name, not {out.name} (or pass --format hf for a folder)")
-    writer = GgufRuntimeWriter(path, plan, runtimes, serving)
-    readback = write_output(writer, out, overwrite, check)
+    writer = GgufRuntimeWriter(Path(request.model), plan, request.runtimes, request.serving)
+    readback = write_output(writer, out, request.overwrite, request.check)
     notes = search_notes(plan)
     if readback:
         shown = ", ".join(f"{k} = {v}" for k, v in readback["metadata"].items())
@@ -75,3 +79,18 @@ def extend_gguf(
     if writer.divisors is not None:
         notes.append(f"added {len(writer.divisors)} per-pair divisors as rope_freqs.weight")
     return Report(plan.describe(), notes + runtime_notes(plan, "gguf"))
+
+
+register(
+    OutputFormat(
+        "gguf",
+        "a GGUF file for llama.cpp and what embeds it (Ollama, LM Studio): new RoPE metadata, tensors byte for byte",
+        {"gguf": gguf_to_gguf},
+        native=("gguf",),
+        refusals={
+            "learned": "a learned-table encoder is written as a folder; GGUF output is for RoPE decoders",
+            "rope": "writing GGUF from a Hugging Face folder is llama.cpp's convert_hf_to_gguf.py's job",
+        },
+        runtimes=("llama.cpp",),
+    )
+)

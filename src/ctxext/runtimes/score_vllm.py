@@ -30,6 +30,7 @@ def main() -> None:
     memory = (
         {"gpu_memory_utilization": request["gpu_memory_utilization"]} if "gpu_memory_utilization" in request else {}
     )
+    overrides = {"hf_overrides": request["hf_overrides"]} if "hf_overrides" in request else {}  # vllm-overrides files
     try:
         llm = LLM(
             model=request["model"],
@@ -41,6 +42,7 @@ def main() -> None:
             skip_tokenizer_init=True,
             seed=0,
             **memory,
+            **overrides,
         )
     except Exception as exc:  # vLLM refuses the config: that is a result, not a crash
         print(json.dumps({"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"}))
