@@ -336,9 +336,30 @@ def test_self_extend_group_for_a_huge_target_is_found_without_a_long_search():
     assert SelfExtend(2048, group - 1).largest_distance(10**12) >= 8192
 
 
-def test_a_rope_method_cannot_be_registered_twice():
+def test_no_registry_takes_a_name_twice():
+    from ctxext import api
+    from ctxext.extend import outputs
+    from ctxext.methods import ape
+
     with pytest.raises(ValueError, match="already registered"):
         register(ROPE_REGISTRY["yarn"])
+    with pytest.raises(ValueError, match="already registered"):
+        ape.register(ape.APE_REGISTRY["cubic"])
+    with pytest.raises(ValueError, match="already registered"):
+        outputs.register(api.OUTPUT_FORMATS["hf"])
+    with pytest.raises(ValueError, match="already registered"):
+        outputs.register(outputs.OutputFormat("same", "the input's own form", {}))
+
+
+def test_help_lists_every_registered_method_and_format(monkeypatch):
+    from ctxext import api
+    from ctxext.cli.args import build_parser
+    from ctxext.methods.ape import APE_REGISTRY
+
+    monkeypatch.setenv("COLUMNS", "1000")  # no line breaks inside hyphenated names
+    text = build_parser()._subparsers._group_actions[0].choices["extend"].format_help()
+    for name in [*ROPE_REGISTRY, *APE_REGISTRY, *api.OUTPUT_FORMATS]:
+        assert name in text, name
 
 
 def test_one_dtype_vocabulary_for_every_verb():

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..registries import add
+
 
 @dataclass
 class TaskInput:
@@ -40,7 +42,4 @@ TASKS: dict[str, Task] = {}
 
 
 def register(task: Task) -> Task:
-    if task.name in TASKS:
-        raise ValueError(f"an eval task named {task.name!r} is already registered")
-    TASKS[task.name] = task
-    return task
+    return add(TASKS, task.name, task, "an eval task")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CtxextError, did_you_mean
+from ..registries import add
 from .summary import Report
 
 SAME = "same"
@@ -62,10 +63,7 @@ OUTPUT_FORMATS: dict[str, OutputFormat] = {}
 
 
 def register(output: OutputFormat) -> OutputFormat:
-    if output.name in OUTPUT_FORMATS or output.name == SAME:
-        raise ValueError(f"an output format named {output.name!r} is already registered")
-    OUTPUT_FORMATS[output.name] = output
-    return output
+    return add(OUTPUT_FORMATS, output.name, output, "an output format", reserved=(SAME,))
 
 
 def choose(name: str, kind: str) -> OutputFormat:

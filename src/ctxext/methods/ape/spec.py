@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ...registries import add
+
 Resample = Callable[[torch.Tensor, int, int], torch.Tensor]  # (rows L' x d, new rows N', keep_first) -> N' x d
 
 
@@ -28,10 +30,7 @@ APE_REGISTRY: dict[str, ApeMethod] = {}
 
 
 def register(method: ApeMethod) -> ApeMethod:
-    if method.name in APE_REGISTRY:
-        raise ValueError(f"a table method named {method.name!r} is already registered")
-    APE_REGISTRY[method.name] = method
-    return method
+    return add(APE_REGISTRY, method.name, method, "a table method")
 
 
 def resample_table(

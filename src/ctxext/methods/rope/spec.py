@@ -20,6 +20,7 @@ from typing import Protocol
 import torch
 
 from ...errors import CtxextError
+from ...registries import add
 
 RUNTIMES = ("transformers", "vllm", "llama.cpp")
 
@@ -83,10 +84,7 @@ ROPE_REGISTRY: dict[str, RopeMethod] = {}
 
 
 def register(method: RopeMethod) -> RopeMethod:
-    if method.name in ROPE_REGISTRY:
-        raise ValueError(f"a RoPE method named {method.name!r} is already registered")
-    ROPE_REGISTRY[method.name] = method
-    return method
+    return add(ROPE_REGISTRY, method.name, method, "a RoPE method")
 
 
 def rope_method(name: str) -> RopeMethod:
