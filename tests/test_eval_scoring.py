@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 import tiny
@@ -115,3 +116,18 @@ def test_batched_passkey_decodes_what_one_at_a_time_decodes(tmp_path):
     assert continuations(loaded.model, loaded.tokenizer, prompts) == one_by_one
     assert len(set(one_by_one)) > 1  # the prompts differ, and so do their continuations
     assert calls[:12] == [1] * 12 and calls[12:] == [4, 2, 4, 2]  # prompts of one length batched together
+
+
+def test_retrieval_accuracy_carries_its_wilson_interval_into_the_table():
+    from ctxext.eval.intervals import wilson_interval
+    from ctxext.eval.report import markdown
+    from ctxext.eval.tasks.retrieval import rank_metrics
+
+    metrics = rank_metrics(torch.eye(4), torch.eye(4), [{0}, {1}, {2}, {0}])  # the last query misses
+    assert metrics["accuracy@1"] == 0.75
+    assert metrics["accuracy@1_ci95"] == pytest.approx(wilson_interval(3, 4))
+    low, high = metrics["accuracy@1_ci95"]
+    assert 0.25 < low < 0.75 < high < 1
+    row = {f"passkey/{k}": v for k, v in metrics.items()}
+    table = markdown({"results": {"retrieval": {"chunk": {"128": row}}}})
+    assert f"| chunk | 0.75 [{low:.3g}, {high:.3g}] |" in table

@@ -83,7 +83,7 @@ def _metrics(task: str, rows: dict) -> list[str]:
 
 
 def markdown(results: dict) -> str:
-    """One table per task and metric: methods as rows, lengths as columns."""
+    """One table per task and metric: methods as rows, lengths as columns; a share with its 95% interval."""
     out = []
     for task, by_method in results["results"].items():
         lengths = sorted({str(length) for rows in by_method.values() for length in rows}, key=_length_key)
@@ -94,8 +94,15 @@ def markdown(results: dict) -> str:
             for method, rows in by_method.items():
                 cells = []
                 for length in lengths:
-                    value = rows.get(length, rows.get(_as_int(length), {})).get(metric)
-                    cells.append("-" if value is None else f"{value:.4g}")
+                    row = rows.get(length, rows.get(_as_int(length), {}))
+                    value = row.get(metric)
+                    interval = row.get(f"{metric}_ci95") or (
+                        row.get("ci95") if metric == MAIN_METRIC.get(task) else None
+                    )
+                    shown = "-" if value is None else f"{value:.4g}"
+                    cells.append(
+                        shown + (f" [{interval[0]:.3g}, {interval[1]:.3g}]" if value is not None and interval else "")
+                    )
                 out.append(f"| {method} | " + " | ".join(cells) + " |")
         out += _subtask_tables(by_method)
     return "\n".join(out).lstrip("\n")

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ...errors import CtxextError
+from ..intervals import wilson_interval
 from ..registry import Task, TaskInput, register
 
 NAMES = [
@@ -193,8 +194,8 @@ def jsonl_task(path: str | Path) -> RetrievalTask:
 
 
 def rank_metrics(queries: torch.Tensor, documents, relevant: list[set[int]]) -> dict[str, float]:
-    """accuracy@1 and nDCG@10 (binary relevance) of cosine ranking; a document given as several vectors
-    (multi-vector) scores the best of them."""
+    """accuracy@1 with its 95% Wilson interval over the queries, and nDCG@10 (binary relevance) of cosine ranking;
+    a document given as several vectors (multi-vector) scores the best of them."""
     from ..doc_embedding import similarity
 
     order = similarity(queries, documents).argsort(dim=-1, descending=True)
@@ -204,7 +205,11 @@ def rank_metrics(queries: torch.Tensor, documents, relevant: list[set[int]]) -> 
         gain = sum(1 / math.log2(rank + 2) for rank, doc in enumerate(row[:10]) if doc in wanted)
         ideal = sum(1 / math.log2(rank + 2) for rank in range(min(len(wanted), 10)))
         ndcg += gain / ideal
-    return {"accuracy@1": top1 / len(relevant), "ndcg@10": ndcg / len(relevant)}
+    return {
+        "accuracy@1": top1 / len(relevant),
+        "accuracy@1_ci95": wilson_interval(top1, len(relevant)),
+        "ndcg@10": ndcg / len(relevant),
+    }
 
 
 def retrieval_grid(loaded, mode: str, lengths, text, subtasks, jsonl, count, label) -> dict:
