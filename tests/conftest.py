@@ -52,3 +52,21 @@ def tiny_training(tmp_path_factory):
     text = root / "repeated.txt"
     text.write_text(" ".join([tiny.words(128, seed=1)] * 20))
     return root, source, text
+
+
+@pytest.fixture(scope="session")
+def decoder(tmp_path_factory) -> Path:
+    """A tiny random Llama folder (context 64) that tests read and never write into."""
+    import tiny_decoders
+
+    return tiny_decoders.save_decoder("llama", tmp_path_factory.mktemp("decoder") / "llama")
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory) -> Path:
+    """800 words of the tiny vocabulary: a calibration or scoring text for tiny decoders."""
+    import tiny
+
+    path = tmp_path_factory.mktemp("text") / "book.txt"
+    path.write_text(tiny.words(800, seed=11))
+    return path

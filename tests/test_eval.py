@@ -10,7 +10,6 @@ import transformers
 from torch.nn import functional as F
 
 import tiny
-import tiny_decoders
 from ctxext.cli.main import main, run
 from ctxext.eval.report import markdown
 from ctxext.eval.tasks.drift import decoder_drift
@@ -21,12 +20,8 @@ from ctxext.windows import scored_region, windows
 
 
 @pytest.fixture(scope="module")
-def decoder(tmp_path_factory):
-    return tiny_decoders.save_decoder("llama", tmp_path_factory.mktemp("eval") / "llama")
-
-
-@pytest.fixture(scope="module")
 def book(tmp_path_factory):
+    """A longer text than conftest's book: 1,500 words against 800."""
     path = tmp_path_factory.mktemp("text") / "book.txt"
     path.write_text(tiny.words(1500, seed=5))
     return path

@@ -10,24 +10,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import tiny
-import tiny_decoders
 from ctxext.cli.main import main, run
 from ctxext.decoders.rope_plan import plan_rope
 from ctxext.decoders.rope_search import CEILING, constrain, mutate, seeds
 from ctxext.windows import Window, window_nll
-
-
-@pytest.fixture(scope="module")
-def decoder(tmp_path_factory):
-    return tiny_decoders.save_decoder("llama", tmp_path_factory.mktemp("search") / "llama")
-
-
-@pytest.fixture(scope="module")
-def book(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "book.txt"
-    path.write_text(tiny.words(800, seed=11))
-    return path
 
 
 def test_candidates_are_monotone_and_bounded(decoder):

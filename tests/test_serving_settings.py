@@ -11,23 +11,9 @@ import stat
 import pytest
 import torch
 
-import tiny
-import tiny_decoders
 from ctxext import api
 from ctxext.cli.main import main, run
 from ctxext.eval.backend_vllm import served_folder
-
-
-@pytest.fixture(scope="module")
-def decoder(tmp_path_factory):
-    return tiny_decoders.save_decoder("llama", tmp_path_factory.mktemp("serving") / "llama")
-
-
-@pytest.fixture(scope="module")
-def book(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "book.txt"
-    path.write_text(tiny.words(800, seed=11))
-    return path
 
 
 @pytest.fixture
