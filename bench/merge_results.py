@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from ctxext.eval.report import load_results, markdown, plot
+from ctxext.eval.report import load_results, markdown, plot, summary_lines
+from ctxext.eval.tasks.ruler import effective_lengths
 
 
 def merge(paths: list[Path]) -> dict:
@@ -32,6 +33,14 @@ def merge(paths: list[Path]) -> dict:
                     into[length] = pooled(into[length], row) if length in into else row
     if merged is None:
         raise SystemExit("none of the results files exist")
+    if "ruler" in merged["results"]:  # effective lengths of the merged rows, not of the first file's
+        config = merged.get("config", {})
+        merged["summary"] = effective_lengths(
+            merged["results"]["ruler"],
+            merged["original_context"],
+            config.get("threshold") or 85.6,
+            config.get("relative_threshold") or 0.9,
+        )
     return merged
 
 
@@ -65,6 +74,7 @@ def main() -> None:
     merged = merge(present)
     args.output.write_text(json.dumps(merged, indent=2))
     print(markdown(merged))
+    print("\n".join(summary_lines(merged)))
     if args.plot:
         plot(merged, args.plot)
         print(f"wrote {args.plot}")

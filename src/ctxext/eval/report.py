@@ -261,11 +261,19 @@ def _ruler_figure(plt, by_method: dict, name: str, original):
     for method, rows in by_method.items():
         lengths = sorted(rows, key=int)
         x = [int(n) for n in lengths]
-        axis.plot(x, [rows[n]["average"] for n in lengths], marker="o", label=method)
+        averages = [rows[n]["average"] for n in lengths]
+        (line,) = axis.plot(x, averages, marker="o", label=method)
         if all("ci95" in rows[n] for n in lengths):
-            axis.fill_between(
-                x, [rows[n]["ci95"][0] for n in lengths], [rows[n]["ci95"][1] for n in lengths], alpha=0.2
-            )
+            low, high = [rows[n]["ci95"][0] for n in lengths], [rows[n]["ci95"][1] for n in lengths]
+            axis.fill_between(x, low, high, alpha=0.2, color=line.get_color())
+            if len(x) == 1:  # a band needs two lengths: one length gets an error bar
+                axis.errorbar(
+                    x,
+                    averages,
+                    yerr=[[averages[0] - low[0]], [high[0] - averages[0]]],
+                    capsize=4,
+                    color=line.get_color(),
+                )
     _length_axis(axis, {int(n) for rows in by_method.values() for n in rows})
     axis.set_ylim(0, 100)
     axis.set_xlabel("prompt length (tokens)")
