@@ -2,7 +2,7 @@
 # RULER on SmolLM2-135M-Instruct (the packaged Q4_1 GGUF, dequantized to float32) at its window and at 2x:
 # native at 8192, yarn (the default, x2) at 16384, STRING at 8192; the four subtasks of ruler_smollm2.sh
 # (niah_single_1, niah_multikey_2, vt, cwe), 6 prompts each. One results file per run, merged at the end
-# into bench/results/smollm2_ruler_2x.json (+ .png). About 45 minutes on 2 quiet CPU cores (2026-12-04: 82, 164
+# into bench/results/smollm2_ruler_2x.json (+ .png). About two hours on 2 CPU cores (2026-12-04: 82, 164
 # and 52 seconds a prompt, the first two beside other jobs).
 # Usage: bash bench/ruler_smollm2_2x.sh
 set -euo pipefail
