@@ -57,6 +57,7 @@ def test_overrides_make_the_model_ctxext_writes(tmp_path, family, method):
     [
         ({"method": "dynamic"}, "does not compute 'dynamic'"),
         ({"runtimes": ("vllm",)}, "read by vLLM itself"),
+        ({"dtype": "bfloat16"}, "its own dtype"),
         ({"out": "overrides.txt"}, ".json file"),
         ({"fmt": "vllm-overide"}, "did you mean 'vllm-overrides'"),
     ],

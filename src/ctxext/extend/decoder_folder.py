@@ -43,6 +43,14 @@ def transformers_readback(folder: Path, plan: RopePlan) -> dict:
     return rotary_readback(transformers.AutoConfig.from_pretrained(str(folder)), plan)
 
 
+def refuse_disagreement(readback: dict, source: str) -> dict:
+    """``readback`` (from :func:`rotary_readback`) if transformers computes ctxext's frequencies (relative error
+    1e-5) and attention factor (1e-6) from ``source``; one line otherwise."""
+    if readback["max_relative_error"] > 1e-5 or abs(readback["attention_factor"] - readback["ours"]) > 1e-6:
+        raise CtxextError(f"transformers reads different frequencies from {source}: {readback}")
+    return readback
+
+
 def rotary_readback(config, plan: RopePlan) -> dict:
     """Frequencies of the rotary module transformers builds from ``config`` (a loaded config object), against
     ctxext's (relative error)."""
@@ -98,9 +106,7 @@ class HfRopeWriter:
             drop_remote_code(staging, self.dropped)
 
     def read_back(self, staging: Path) -> dict:
-        readback = transformers_readback(staging, self.plan)
-        if readback["max_relative_error"] > 1e-5 or abs(readback["attention_factor"] - readback["ours"]) > 1e-6:
-            raise CtxextError(f"transformers reads different frequencies from the written config: {readback}")
+        readback = refuse_disagreement(transformers_readback(staging, self.plan), "the written config")
         if self.runtimes:
             from ..runtimes.readback import check_folder
 
@@ -131,14 +137,21 @@ def extend_decoder_folder(
     ({"text": path, "evaluations": n, "place": Placement}) searches longrope's divisors first
     (:mod:`ctxext.decoders.rope_search`); ``serving`` says how the read-back in ``runtimes`` computes."""
     folder = open_model_folder(model)
-    plan = plan_rope(folder.config, str(folder.root), to, method, original)
-    if not rederive:
-        check_above_current_window(plan)
-    plan = tuned(plan, folder.root, tune, out, overwrite)
+    plan = tuned(
+        checked_plan(folder.config, folder.root, to, method, original, rederive), folder.root, tune, out, overwrite
+    )
     writer = HfRopeWriter(
         folder.root, plan, runtimes=runtimes, dropped=dropped, serving=serving, link_weights=link_weights
     )
     return plan, write_output(writer, out, overwrite, check)
+
+
+def checked_plan(config: dict, model, to, method: str, original, rederive: bool) -> RopePlan:
+    """The RoPE plan for ``config``, refused (unless ``rederive``) where the model already handles ``to``."""
+    plan = plan_rope(config, str(model), to, method, original)
+    if not rederive:
+        check_above_current_window(plan)
+    return plan
 
 
 def tuned(plan: RopePlan, model: Path, tune: dict | None, out, overwrite: bool) -> RopePlan:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decoders.rope_plan import check_above_current_window, plan_rope
 from ..errors import CtxextError
 from ..formats.gguf_file import UINT32_MAX, GgufRopeWriter, gguf_config
 from ..pipeline import write_output
-from .decoder_folder import HfRopeWriter, tuned
+from .decoder_folder import HfRopeWriter, checked_plan, tuned
 from .outputs import OutputFormat, Request, default_rope_method, register
 from .summary import Report, readback_notes, runtime_notes, runtime_readback_notes, search_notes
 
@@ -34,13 +33,10 @@ class GgufRuntimeWriter(GgufRopeWriter):
 
 
 def _plan(request: Request):
-    config = gguf_config(request.model)
-    plan = plan_rope(
-        config, str(request.model), request.to, request.method or default_rope_method("gguf"), request.original
+    method = request.method or default_rope_method("gguf")
+    return checked_plan(
+        gguf_config(request.model), request.model, request.to, method, request.original, request.rederive
     )
-    if not request.rederive:
-        check_above_current_window(plan)
-    return plan
 
 
 def gguf_to_folder(request: Request) -> Report:

@@ -69,7 +69,10 @@ def register(output: OutputFormat) -> OutputFormat:
 def choose(name: str, kind: str) -> OutputFormat:
     """The format ``--format name`` means for an input of ``kind``; one line where it cannot take it."""
     if name == SAME:
-        return next(output for output in OUTPUT_FORMATS.values() if kind in output.native)
+        native = [output for output in OUTPUT_FORMATS.values() if kind in output.native]
+        if not native:
+            raise CtxextError(f"no output format writes {KIND_WORDS.get(kind, kind)}")
+        return native[0]
     if name not in OUTPUT_FORMATS:
         names = [SAME, *OUTPUT_FORMATS]
         raise CtxextError(f"unknown output format {name!r}{did_you_mean(name, names)}; choose from {', '.join(names)}")

@@ -1,8 +1,8 @@
 """The ``vllm-overrides`` output format: no copy of the model at all, only what vLLM must be told to serve it
 extended. A JSON file with the model, ``max_model_len`` and ``hf_overrides`` (the config keys ctxext would have
 written: ``rope_parameters`` and ``max_position_embeddings``), which vLLM applies to the model's own config when it
-loads it (``vllm serve MODEL --max-model-len N --hf-overrides JSON``, or ``LLM(**json.load(file))``), for a 70B
-model whose weights one does not want to copy or link.
+loads it (``vllm serve MODEL --max-model-len N --hf-overrides JSON``, the file's ``command``; or ``LLM(model=...,
+max_model_len=..., hf_overrides=...)``), for a 70B model whose weights one does not want to copy or link.
 
 Read back independently of the writer: the source config is loaded with transformers, each override set on it
 as an attribute (as vLLM sets dict-valued overrides), and the rotary module transformers builds from the result
@@ -15,11 +15,12 @@ import json
 import shlex
 from pathlib import Path
 
-from ..decoders.rope_plan import check_above_current_window, plan_rope, rope_config
+from ..decoders.rope_plan import check_rope_method, rope_config
 from ..errors import CtxextError
 from ..formats.hf_folder import open_model_folder
+from ..methods.rope import ROPE_REGISTRY
 from ..pipeline import write_output
-from .decoder_folder import rotary_readback, tuned
+from .decoder_folder import checked_plan, refuse_disagreement, rotary_readback, tuned
 from .outputs import OutputFormat, Request, default_rope_method, register
 from .summary import Report, readback_notes, search_notes
 
@@ -57,10 +58,7 @@ class OverridesWriter:
         config = transformers.AutoConfig.from_pretrained(written["model"])
         for key, value in written["hf_overrides"].items():
             setattr(config, key, value)
-        readback = rotary_readback(config, self.plan)
-        if readback["max_relative_error"] > 1e-5 or abs(readback["attention_factor"] - readback["ours"]) > 1e-6:
-            raise CtxextError(f"the overrides give transformers different frequencies: {readback}")
-        return readback
+        return refuse_disagreement(rotary_readback(config, self.plan), "the overrides")
 
     def record(self, staging: Path, readback: dict | None) -> None:
         """The file is its own record."""
@@ -73,13 +71,13 @@ def vllm_overrides(request: Request) -> Report:
         raise CtxextError("--dtype applies to what --tune computes; vLLM serves the model in its own dtype")
     if Path(request.out).suffix.lower() != ".json":
         raise CtxextError(f"a vllm-overrides output is a .json file, not {Path(request.out).name}")
-    folder = open_model_folder(request.model)
     method = request.method or default_rope_method("folder")
-    plan = plan_rope(folder.config, str(folder.root), request.to, method, request.original)
-    if not plan.spec.served_by_vllm:
-        raise CtxextError(f"vLLM does not compute {method!r} as transformers does; choose yarn, linear, ntk or llama3")
-    if not request.rederive:
-        check_above_current_window(plan)
+    check_rope_method(method)
+    if not ROPE_REGISTRY[method].served_by_vllm:
+        served = ", ".join(name for name, spec in ROPE_REGISTRY.items() if spec.served_by_vllm)
+        raise CtxextError(f"vLLM does not compute {method!r} as transformers does; choose one of {served}")
+    folder = open_model_folder(request.model)
+    plan = checked_plan(folder.config, folder.root, request.to, method, request.original, request.rederive)
     plan = tuned(plan, folder.root, request.tune, request.out, request.overwrite)
     writer = OverridesWriter(folder.root, plan, folder.config)
     readback = write_output(writer, request.out, request.overwrite, request.check)

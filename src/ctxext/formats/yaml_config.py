@@ -105,7 +105,7 @@ def scaled_yaml(text: str, flavour: str, target: int, factor: float, path: Path)
     data = _load(text, path, yaml)
     section = model_section(data)
     for key, value in values.items():
-        if key in section or not hasattr(section, "insert"):
+        if key in section:
             section[key] = value
         else:
             section.insert(list(section).index("max_position_embeddings") + 1, key, value)
