@@ -360,6 +360,8 @@ def test_help_lists_every_registered_method_and_format(monkeypatch):
     text = build_parser()._subparsers._group_actions[0].choices["extend"].format_help()
     for name in [*ROPE_REGISTRY, *APE_REGISTRY, *api.OUTPUT_FORMATS]:
         assert name in text, name
+    for output in api.OUTPUT_FORMATS.values():
+        assert f"read by {', '.join(output.runtimes)}" in text, output.name
 
 
 def test_one_dtype_vocabulary_for_every_verb():

@@ -30,7 +30,8 @@ class RegistryHelpFormatter(argparse.HelpFormatter):
         if "{formats}" in text:
             from ..api import OUTPUT_FORMATS
 
-            text = text.replace("{formats}", "; ".join(f"{name}: {f.title}" for name, f in OUTPUT_FORMATS.items()))
+            shown = [f"{name}: {f.title}, read by {', '.join(f.runtimes)}" for name, f in OUTPUT_FORMATS.items()]
+            text = text.replace("{formats}", "; ".join(shown))
         return text
 
 
