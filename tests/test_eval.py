@@ -224,17 +224,19 @@ def test_eval_passkey_and_drift_run_on_a_tiny_decoder(decoder, book, tmp_path):
 def test_attention_methods_are_measured_beside_rope_methods(decoder, book, tmp_path):
     common = ["eval", str(decoder), "--lengths", "48", "192", "--to", "192", "-o"]
     ppl = [*common, str(tmp_path / "p.json"), "--task", "ppl", "--data", str(book), "--stride", "48"]
-    assert run(main, [*ppl, "--methods", "none,yarn,self-extend+window48,dca+chunk40+local8"]) == 0
+    assert run(main, [*ppl, "--methods", "none,yarn,self-extend+window48,dca+chunk40+local8,string+yarn"]) == 0
     results = json.loads((tmp_path / "p.json").read_text())
     rows = results["results"]["ppl"]
     assert results["config"]["attention"] == {
         "self-extend+window48": {"method": "self-extend", "window": 48, "group": 10},
         "dca+chunk40+local8": {"method": "dca", "chunk_size": 40, "local": 8, "chunk_length": 32},
+        "string+yarn": {"method": "string", "offset": 64, "window": 32, "scaling": "yarn"},
     }
+    assert rows["string+yarn"]["48"]["ppl"] == rows["yarn"]["48"]["ppl"]  # every distance below the offset
     assert rows["self-extend+window48"]["48"]["ppl"] == rows["none"]["48"]["ppl"]  # all inside the window
     assert rows["dca+chunk40+local8"]["48"]["ppl"] != rows["none"]["48"]["ppl"]  # chunks of 32 < 48
     assert all(math.isfinite(rows[m]["192"]["ppl"]) for m in rows)
-    assert len({rows[m]["192"]["ppl"] for m in rows}) == 4
+    assert len({rows[m]["192"]["ppl"] for m in rows}) == 5
     passkey = ["eval", str(decoder), "--task", "passkey", "--lengths", "192", "--trials", "1", "--depths", "0.5"]
     assert run(main, [*passkey, "--methods", "self-extend,dca", "-o", str(tmp_path / "k.json")]) == 0
     grid = json.loads((tmp_path / "k.json").read_text())["results"]["passkey"]
@@ -366,6 +368,14 @@ EVAL_CASES = {
     "self-extend group too small for the length": (
         ["{dec}", "--task", "ppl", "--lengths", "256", "--data", "{book}", "--methods", "self-extend+group2"],
         "beyond the model's context 64",
+    ),
+    "string beyond its reach without a scaling": (
+        ["{dec}", "--task", "ppl", "--lengths", "256", "--data", "{book}", "--methods", "string"],
+        "string+yarn adds one",
+    ),
+    "string on a scaling that changes with the length": (
+        ["{dec}", "--task", "ppl", "--lengths", "256", "--data", "{book}", "--methods", "string+dynamic"],
+        "changes them with the input's length",
     ),
     "attention method in vLLM": (
         ["{dec}", "--task", "passkey", "--lengths", "96", "--methods", "dca", "--backend", "vllm"],

@@ -136,6 +136,10 @@ def test_chosen_parameters_keep_every_distance_inside_the_context(context, targe
         (lambda: la.choose("string", 64, 256), "without a RoPE scaling"),
         (lambda: la.choose("string", 64, 90, offset=10, window=20), "0 < window < offset"),
         (lambda: la.parse_label("string+group4"), "unknown option '+group4' for string"),
+        (lambda: la.parse_label("string+yarm"), "did you mean 'yarn'"),
+        (lambda: la.parse_label("string+dynamic"), "changes them with the input's length"),
+        (lambda: la.parse_label("string+yarn+ntk"), "give at most one"),
+        (lambda: la.parameters_of(["string+yarn"], 64, 64), "not above the context 64"),
     ],
 )
 def test_bad_parameters_are_refused_in_one_line(call, message):
@@ -160,7 +164,7 @@ def test_inspect_prints_the_parameters_each_attention_method_would_use(tiny_llam
     printed = capsys.readouterr().out
     assert "self-extend window 16, group 6 (largest distance 56)" in printed
     assert "dca chunk_size 48, local 4 (chunks of 44)" in printed
-    assert "string offset 21, window 10 (at most 75 tokens without scaling)" in printed
+    assert "string offset 21, window 10 (at most 75 tokens without scaling; beyond, with one: string+yarn)" in printed
 
 
 def test_string_defaults_are_the_papers_and_reach_past_the_window_by_the_shift():
@@ -169,3 +173,29 @@ def test_string_defaults_are_the_papers_and_reach_past_the_window_by_the_shift()
     assert chosen.largest_distance(8192) == 8191 - 8192 // 3 + 128  # the largest distances are never used
     longest = 8192 + chosen.offset - chosen.window
     assert la.choose("string", 8192, longest).largest_distance(longest) == 8191
+
+
+@torch.no_grad()
+def test_string_on_a_rope_scaling_is_string_with_the_scaled_model_as_trained(tiny_llama):
+    """'string+yarn' at 2x: YaRN applied in memory, then STRING with offset to / 3 (the scaled window treated as
+    trained); the same as doing both steps by hand, and a different model from YaRN alone."""
+    from ctxext.decoders.rope_in_memory import apply_rope_in_memory, restored_rope
+    from ctxext.decoders.rope_plan import plan_rope
+
+    context = tiny_llama.config.max_position_embeddings
+    to = 2 * context
+    ids = torch.randint(0, 100, (1, to), generator=torch.Generator().manual_seed(3))
+    with la.long_attention(tiny_llama, "string+yarn", to) as scheme:
+        combined = tiny_llama(ids).logits
+    assert (scheme.offset, scheme.window) == (to // 3, min(128, to // 6))
+    assert scheme.largest_distance(to) < to
+    assert tiny_llama.config.max_position_embeddings == context  # scaling undone
+    with restored_rope(tiny_llama):
+        apply_rope_in_memory(tiny_llama, plan_rope(tiny_llama.config.to_dict(), "m", to, "yarn"))
+        yarn_alone = tiny_llama(ids).logits
+        la.enable(tiny_llama, "string", to, context=to, offset=to // 3, window=scheme.window)
+        by_hand = tiny_llama(ids).logits
+        la.disable(tiny_llama)
+    torch.testing.assert_close(combined, by_hand, atol=0, rtol=0)
+    assert not torch.allclose(combined, yarn_alone)
+    assert la.parameters_of(["string+yarn"], context, to)["string+yarn"]["scaling"] == "yarn"

@@ -162,7 +162,7 @@ def choose(method: str, context: int, target: int, **given) -> SelfExtend | Dual
             raise CtxextError(
                 f"string with offset {scheme.offset} reaches distance {scheme.largest_distance(target)} at {target} "
                 f"tokens, beyond the model's context {context}: at most {context + scheme.offset - scheme.window} "
-                "tokens without a RoPE scaling"
+                "tokens without a RoPE scaling (string+yarn adds one)"
             )
         return scheme
     if method == "dca":
@@ -197,12 +197,16 @@ def smallest_group(window: int, context: int, target: int) -> int:
 
 
 def parameters_of(labels: list[str], context: int, target: int) -> dict[str, dict]:
-    """The parameters each attention label among ``labels`` runs with (recorded in eval results)."""
+    """The parameters each attention label among ``labels`` runs with (recorded in eval results); a label with a
+    RoPE scaling treats ``target`` as the trained context."""
     chosen = {}
     for label in labels:
         if is_attention_label(label):
-            method, params = parse_label(label)
-            chosen[label] = choose(method, context, target, **params).describe()
+            method, params, scaling = parse_label(label)
+            if scaling and target <= context:
+                raise CtxextError(f"{label} scales RoPE to {target} tokens, which is not above the context {context}")
+            scheme = choose(method, target if scaling else context, target, **params).describe()
+            chosen[label] = {**scheme, "scaling": scaling} if scaling else scheme
     return chosen
 
 
@@ -225,7 +229,7 @@ def defaults_note(context: int, target: int) -> str:
         settings = f"string offset {shifted.offset}, window {shifted.window}"
         if target <= reach:
             return f"{settings} (largest distance {shifted.largest_distance(target)})"
-        return f"{settings} (at most {reach} tokens without scaling)"
+        return f"{settings} (at most {reach} tokens without scaling; beyond, with one: string+yarn)"
 
     parts = []
     for describe in (self_extend, dca, string):
@@ -408,13 +412,14 @@ def _check_model(model) -> torch.Tensor:
     return rotary.inv_freq.detach().cpu().clone()  # held on the host, where run-time positions are computed
 
 
-def enable(model, method: str, to: int, **params) -> SelfExtend | DualChunk | String:
-    """Switch a loaded transformers decoder to Self-Extend or DCA for inputs up to ``to`` tokens; parameters not
-    given are chosen from its trained context. ``disable(model)`` switches it back."""
+def enable(model, method: str, to: int, context: int | None = None, **params) -> SelfExtend | DualChunk | String:
+    """Switch a loaded transformers decoder to Self-Extend, DCA or STRING for inputs up to ``to`` tokens;
+    parameters not given are chosen from ``context`` (default: its trained context; a model whose RoPE was scaled
+    to ``to`` passes ``to``). ``disable(model)`` switches it back."""
     from .rope_facts import rope_facts, true_original
 
     inv_freq = _check_model(model)
-    context = true_original(rope_facts(model.config.to_dict()))
+    context = context or true_original(rope_facts(model.config.to_dict()))
     scheme = choose(method, context, to, **params)
     _register()
     attention = [m for m in model.modules() if hasattr(m, "layer_idx") and type(m).__name__.endswith("Attention")]
@@ -433,10 +438,28 @@ def disable(model) -> None:
 
 @contextmanager
 def long_attention(model, label: str, to: int) -> Iterator[SelfExtend | DualChunk | String]:
-    """``label`` ('dca', 'self-extend+window2048', ...) enabled for the block."""
-    method, params = parse_label(label)
-    scheme = enable(model, method, to, **params)
-    try:
-        yield scheme
-    finally:
-        disable(model)
+    """``label`` ('dca', 'self-extend+window2048', 'string+yarn', ...) enabled for the block. A label naming a
+    RoPE scaling applies it to ``to`` first (frequencies and config restored after) and chooses the method's
+    parameters as if ``to`` were the trained context: STRING's offset becomes to / 3, so the shifted distances
+    stay among those the scaled model handles well."""
+    method, params, scaling = parse_label(label)
+    with scaled_rope(model, scaling, to):
+        scheme = enable(model, method, to, context=to if scaling else None, **params)
+        try:
+            yield scheme
+        finally:
+            disable(model)
+
+
+@contextmanager
+def scaled_rope(model, scaling: str | None, to: int) -> Iterator[None]:
+    if scaling is None:
+        yield
+        return
+    from .rope_in_memory import apply_rope_in_memory, restored_rope
+    from .rope_plan import plan_rope
+
+    plan = plan_rope(model.config.to_dict(), getattr(model, "name_or_path", ""), to, scaling)
+    with restored_rope(model):
+        apply_rope_in_memory(model, plan)
+        yield
