@@ -37,11 +37,10 @@ def test_mutants_do_not_drift_towards_more_interpolation(decoder):
 
 def test_the_written_folder_is_the_candidate_that_scored_best(decoder, book, tmp_path, capsys):
     out = tmp_path / "tuned"
-    assert (
-        run(main, ["extend", str(decoder), "--to", "128", "--tune", str(book), "--tune-evals", "5", "-o", str(out)])
-        == 0
-    )
-    assert "searched 5 candidates at 128 tokens" in capsys.readouterr().out
+    argv = ["extend", str(decoder), "--to", "128", "--tune", str(book), "--tune-evals", "5", "--tune-attention", "0"]
+    assert run(main, [*argv, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "searched 5 candidates at 128 tokens" in printed and "attention factor: tried" not in printed
     record = json.loads((out / "ctxext.json").read_text())
     search = record["search"]
     assert len(search["candidates"]) == 5 and search["text"] == str(book)
@@ -52,6 +51,7 @@ def test_the_written_folder_is_the_candidate_that_scored_best(decoder, book, tmp
     config = json.loads((out / "config.json").read_text())
     assert config["rope_parameters"]["rope_type"] == "longrope"
     assert config["rope_parameters"]["long_factor"] == best["divisors"]
+    assert config["rope_parameters"]["attention_factor"] == 1.0 and "attention_candidates" not in search
     model = AutoModelForCausalLM.from_pretrained(out).eval()
     ids = torch.tensor(AutoTokenizer.from_pretrained(out)(book.read_text())["input_ids"][:129])
     ppl = math.exp(window_nll(model, ids, Window(0, 128, 1)).mean().item())
@@ -77,6 +77,7 @@ def test_gguf_carries_the_searched_divisors_as_rope_freqs(decoder):
         (["--tune", "{missing}"], "not found"),
         (["--tune", "{book}", "--method", "yarn"], "use --method longrope"),
         (["--tune", "{book}", "--tune-evals", "2"], "at least 3"),
+        (["--tune", "{book}", "--tune-attention", "-1"], "--tune-attention is a number of attention factors"),
     ],
 )
 def test_tune_bad_input_is_one_line(decoder, book, tmp_path, capsys, extra, message):
@@ -139,3 +140,56 @@ def test_a_negative_number_of_needles_is_refused_in_one_line(decoder, book, tmp_
     err = capsys.readouterr().err.strip()
     assert "--tune-needles is a number of prompts, 0 or more, not -1" in err and err.count("\n") == 0
     assert not (tmp_path / "o").exists()
+
+
+def test_the_attention_factor_is_searched_on_the_best_divisors_and_written_for_every_runtime(decoder, book, tmp_path):
+    """Three known factors (1, LongRoPE's, YaRN's), then midpoints around the best; the folder loads as the
+    candidate that scored lowest, and says the factor where each runtime reads it."""
+    out = tmp_path / "tuned"
+    argv = ["extend", str(decoder), "--to", "128", "--tune", str(book), "--tune-evals", "3", "--tune-attention", "5"]
+    assert run(main, [*argv, "-o", str(out)]) == 0
+    search = json.loads((out / "ctxext.json").read_text())["search"]
+    tried = search["attention_candidates"]
+    factors = [row["attention_factor"] for row in tried]
+    assert len(tried) == 5 and len(set(factors)) == 5
+    assert factors[:3] == pytest.approx([1.0, math.sqrt(1 + math.log(2) / math.log(64)), 0.1 * math.log(2) + 1])
+    assert tried[0]["ppl"] == pytest.approx(search["best_ppl"], rel=1e-9)  # m = 1 on the best divisors
+    best = min(tried, key=lambda row: row["score"])
+    assert search["best_attention_factor"] == best["attention_factor"]
+    for index, m in enumerate(factors[3:], 3):  # each a midpoint of two factors tried before it
+        assert any(abs(m - (a + b) / 2) < 1e-12 for a in factors[:index] for b in factors[:index] if a != b)
+    params = json.loads((out / "config.json").read_text())["rope_parameters"]
+    m = best["attention_factor"]
+    assert params["attention_factor"] == params["short_mscale"] == params["long_mscale"] == m
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    ids = torch.tensor(AutoTokenizer.from_pretrained(out)(book.read_text())["input_ids"][:129])
+    ppl = math.exp(window_nll(model, ids, Window(0, 128, 1)).mean().item())
+    assert ppl == pytest.approx(best["ppl"], rel=1e-6)
+    assert model.model.rotary_emb.attention_scaling == pytest.approx(m)
+
+
+def test_midpoints_close_in_on_the_best_factor():
+    from ctxext.decoders.rope_search import next_attention
+
+    def row(score):
+        return {"score": score}
+
+    tried = [(row(3.0), 1.0), (row(1.0), 1.05), (row(2.0), 1.2)]
+    assert next_attention(tried) == pytest.approx(1.025)  # the nearer neighbour first
+    tried.append((row(1.5), 1.025))
+    assert next_attention(tried) == pytest.approx(1.0375)  # between the best and its new nearer neighbour
+    assert next_attention([(row(1.0), 1.0)]) is None
+
+
+def test_gguf_carries_a_searched_attention_factor_as_attn_factor(decoder):
+    from ctxext.formats.gguf_file import rope_metadata
+
+    config = json.loads((decoder / "config.json").read_text())
+    plan = plan_rope(config, "m", 128, "longrope")
+    keys, _ = rope_metadata("llama", plan)
+    assert keys["llama.rope.scaling.attn_factor"] is None  # m = 1: the key is removed, as before
+    tuned = plan.__class__(**{**plan.__dict__, "searched_attention": 1.125})
+    keys, divisors = rope_metadata("llama", tuned)
+    assert keys["llama.rope.scaling.attn_factor"][0] == 1.125
+    assert divisors is not None and tuned.attention_factor == 1.125
+    assert tuned.inv_freq(32)[1] == 1.125  # inside L too, as transformers computes it

@@ -188,6 +188,14 @@ def build_parser() -> Parser:
         help="passkey prompts of --to tokens each --tune candidate is also scored on (LongRoPE2's needle-driven "
         "perplexity of the answer tokens; 0: the text's perplexity alone; default 2)",
     )
+    extend.add_argument(
+        "--tune-attention",
+        type=int,
+        default=5,
+        metavar="N",
+        help="attention factors --tune tries on the best divisors: 1, LongRoPE's, YaRN's, then midpoints around "
+        "the best (every runtime applies it at every length, inside the original window too; 0: keep 1; default 5)",
+    )
     add_placement(extend, dtype=False, attn=False, what="--tune and --check-runtime")
     add_vllm_options(extend)
     add_table_options(extend)

@@ -151,7 +151,16 @@ def cmd_extend(args) -> None:
         runtimes=_runtimes(args.check_runtime),
         overwrite=args.overwrite,
         check=not args.no_check,
-        tune={"text": args.tune, "evaluations": args.tune_evals, "needles": args.tune_needles} if args.tune else None,
+        tune=(
+            {
+                "text": args.tune,
+                "evaluations": args.tune_evals,
+                "needles": args.tune_needles,
+                "attention": args.tune_attention,
+            }
+            if args.tune
+            else None
+        ),
         base_class=args.base_class,
         rederive=args.rederive,
         serving=_serving(args) if args.tune or args.check_runtime else None,

@@ -44,6 +44,7 @@ class RopePlan:
     method: str
     kept: dict = field(default_factory=dict)  # options of an existing YaRN scaling that stay (kept_yarn_options)
     searched: tuple[float, ...] | None = None  # longrope's long divisors found by ctxext.decoders.rope_search
+    searched_attention: float | None = None  # longrope's attention factor found there (None: 1)
     search: dict | None = field(default=None, compare=False)  # how they were found (text, candidates, perplexities)
 
     @property
@@ -111,7 +112,7 @@ class RopePlan:
             labels = classify_pairs(theta, scaled, self.factor)
             rows += [
                 ("target", f"{self.target}  (x{self.factor:.3g})"),
-                ("method", self.method + (" (long divisors searched)" if self.searched is not None else "")),
+                ("method", self.method + _searched_note(self)),
                 ("pairs", pair_summary(labels)),
                 ("attention factor", f"{attention:.4f}"),
                 (
@@ -121,6 +122,12 @@ class RopePlan:
                 ),
             ]
         return rows
+
+
+def _searched_note(plan: RopePlan) -> str:
+    searched = ["long divisors"] if plan.searched is not None else []
+    searched += ["attention factor"] if plan.searched_attention is not None else []
+    return f" ({' and '.join(searched)} searched)" if searched else ""
 
 
 def _short(params: dict) -> str:

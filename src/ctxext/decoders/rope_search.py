@@ -11,6 +11,11 @@ as well as by plain perplexity: each is scored by log perplexity of the calibrat
 log-likelihood of the answer tokens of ``needles`` passkey prompts of ``target`` tokens (the text with a passkey
 sentence at depths spread over the window, closed by the question and its answer): the log of the product of the
 two perplexities. A candidate costs 1 + ``needles`` forward passes of ``target`` tokens.
+The attention factor m (cos and sin x m, so logits x m^2) is searched after the divisors, on the best divisors
+and by the same score: first the three known answers, 1 (ctxext's default), LongRoPE's sqrt(1 + ln s / ln L)
+and YaRN's 0.1 ln s + 1, then the midpoints between the best so far and its nearest tried neighbours. Every
+runtime applies m at every length, inside L too (see :mod:`ctxext.methods.rope.longrope`), so m = 1 is kept
+unless another factor scores lower.
 The paper's un-interpolated first tokens are not searched: no runtime's config can express them. The result
 is written as ``rope_type: longrope`` (transformers, vLLM) and as ``rope_freqs.weight`` (llama.cpp).
 """
@@ -101,9 +106,32 @@ def candidate_score(model, ids: torch.Tensor, target: int, needles: list[tuple])
     return row
 
 
-def check_search(plan: RopePlan, evaluations: int, needles: int = 0) -> None:
+def attention_seeds(plan: RopePlan) -> dict[str, float]:
+    s = plan.factor
+    return {
+        "none": 1.0,
+        "longrope": math.sqrt(1 + math.log(s) / math.log(plan.original)),
+        "yarn": 0.1 * math.log(s) + 1.0,
+    }
+
+
+def next_attention(tried: list[tuple[dict, float]]) -> float | None:
+    """The midpoint between the best factor and the nearer of its tried neighbours not yet halved to, or None."""
+    factors = sorted({m for _, m in tried})
+    best = min(tried, key=lambda row: row[0]["score"])[1]
+    at = factors.index(best)
+    gaps = [(abs(best - n), (best + n) / 2) for n in factors[max(0, at - 1) : at + 2] if n != best]
+    for _, middle in sorted(gaps):
+        if all(abs(middle - m) > 1e-6 for m in factors):
+            return middle
+    return None
+
+
+def check_search(plan: RopePlan, evaluations: int, needles: int = 0, attention: int = 0) -> None:
     if needles < 0:
         raise CtxextError(f"--tune-needles is a number of prompts, 0 or more, not {needles}")
+    if attention < 0:
+        raise CtxextError(f"--tune-attention is a number of attention factors, 0 or more, not {attention}")
     if plan.method != "longrope":
         raise CtxextError(f"--tune searches LongRoPE's divisors; use --method longrope, not {plan.method!r}")
     if evaluations < len(seeds(plan)):
@@ -149,19 +177,61 @@ def search_long_divisors(
     return dataclasses.replace(plan, searched=tuple(best[1].tolist()), search=record)
 
 
+def search_attention_factor(model, ids: torch.Tensor, plan: RopePlan, evaluations: int, needles=()) -> RopePlan:
+    """The plan (divisors already chosen) with the attention factor that scores lowest among ``evaluations``
+    tried; the record joins the plan's search record. 0 evaluations: the plan as it is (m = 1)."""
+    from .rope_in_memory import restored_rope
+
+    if evaluations == 0:
+        return plan
+    tried: list[tuple[dict, float]] = []
+    names = {}
+    with restored_rope(model), tqdm(total=evaluations, desc="tune attention factor", unit="candidate") as bar:
+        for name, factor in list(attention_seeds(plan).items())[:evaluations]:
+            names[factor] = name
+            tried.append((_scored(model, ids, plan, factor, needles), factor))
+            bar.update()
+        while len(tried) < evaluations and (factor := next_attention(tried)) is not None:
+            names[factor] = "midpoint"
+            tried.append((_scored(model, ids, plan, factor, needles), factor))
+            bar.update()
+    best = min(tried, key=lambda row: row[0]["score"])
+    record = {
+        "attention_candidates": [{"name": names[m], "attention_factor": m, **scores} for scores, m in tried],
+        "best_attention_factor": best[1],
+        "best_attention_ppl": best[0]["ppl"],
+        **({"best_attention_needle_ppl": best[0]["needle_ppl"]} if needles else {}),
+    }
+    return dataclasses.replace(plan, searched_attention=best[1], search={**(plan.search or {}), **record})
+
+
+def _scored(model, ids, plan: RopePlan, factor: float, needles) -> dict:
+    from .rope_in_memory import apply_rope_in_memory
+
+    apply_rope_in_memory(model, dataclasses.replace(plan, searched_attention=factor))
+    return candidate_score(model, ids, plan.target, list(needles))
+
+
 def tune_plan(
-    plan: RopePlan, model_path: str | Path, text: str | Path, evaluations: int = 8, place=None, needles: int = 2
+    plan: RopePlan,
+    model_path: str | Path,
+    text: str | Path,
+    evaluations: int = 8,
+    place=None,
+    needles: int = 2,
+    attention: int = 5,
 ) -> RopePlan:
     """Load the model (folder or GGUF) placed by ``place`` (default float32 on the CPU) and search the plan's long
-    divisors, scored with ``needles`` passkey prompts besides the text; the settings and the text are checked
-    before the load."""
+    divisors, then its attention factor (``attention`` candidates), scored with ``needles`` passkey prompts
+    besides the text; the settings and the text are checked before the load."""
     from ..loading import load_causal_lm
 
-    check_search(plan, evaluations, needles)
+    check_search(plan, evaluations, needles, attention)
     if not Path(text).is_file():
         raise CtxextError(f"calibration text {text} not found")
     model, tokenizer = load_causal_lm(model_path, place)
     ids = calibration_ids(tokenizer, text, plan.target)
     prompts = needle_prompts(tokenizer, ids, plan.target, needles)
     tuned = search_long_divisors(model, ids, plan, evaluations, needles=prompts)
+    tuned = search_attention_factor(model, ids, tuned, attention, needles=prompts)
     return dataclasses.replace(tuned, search={**tuned.search, "text": str(text)})

@@ -19,11 +19,18 @@ def search_notes(plan) -> list[str]:
     if not plan.search:
         return []
     search, seed = plan.search, plan.search["candidates"][0]
-    return [
+    notes = [
         f"searched {search['evaluations']} candidates at {search['tokens']} tokens of {search['text']}: "
         f"untuned longrope ({seed['name']}) perplexity {seed['ppl']:.4f}, "
         f"best {search['best']} {search['best_ppl']:.4f}"
     ]
+    if "attention_candidates" in search:
+        tried = ", ".join(f"{row['attention_factor']:.4f}" for row in search["attention_candidates"])
+        notes.append(
+            f"attention factor: tried {tried}; chose {search['best_attention_factor']:.4f} (perplexity "
+            f"{search['best_attention_ppl']:.4f}; applied at every length, inside the original window too)"
+        )
+    return notes
 
 
 def readback_notes(readback: dict | None) -> list[str]:

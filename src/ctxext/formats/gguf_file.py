@@ -3,7 +3,8 @@
 Tensors are copied byte for byte (quantized blocks included); only metadata changes, plus a
 ``rope_freqs.weight`` tensor for llama3 scaling, which llama.cpp reads as per-pair divisors. Keys
 (llama.cpp ``llama-model.cpp``): ``{arch}.context_length``, ``{arch}.rope.freq_base``,
-``{arch}.rope.dimension_count``, ``{arch}.rope.scaling.type`` / ``.factor`` / ``.original_context_length``.
+``{arch}.rope.dimension_count``, ``{arch}.rope.scaling.type`` / ``.factor`` / ``.original_context_length``,
+``{arch}.rope.scaling.attn_factor`` (multiplies cos and sin at every length: ``cparams.yarn_attn_factor *=``).
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ def rope_metadata(arch: str, plan) -> tuple[dict, np.ndarray | None]:
         key["original"]: None,
         Keys.Rope.SCALING_ATTN_FACTOR.format(arch=arch): None,
     }
+    if rope.attention_factor is not None:
+        keys[Keys.Rope.SCALING_ATTN_FACTOR.format(arch=arch)] = (float(rope.attention_factor), T.FLOAT32)
     if rope.scaling_type != "none":
         keys[key["factor"]] = (float(rope.factor), T.FLOAT32)
         keys[key["original"]] = (int(rope.original), T.UINT32)

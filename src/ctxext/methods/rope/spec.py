@@ -56,6 +56,7 @@ class GgufRope:
     original: int | None = None
     freq_base: float | None = None
     divisors: torch.Tensor | None = None  # written as rope_freqs.weight: theta'_k = theta_k / divisor_k
+    attention_factor: float | None = None  # {arch}.rope.scaling.attn_factor: cos and sin x it, at every length
 
 
 Frequencies = Callable[..., tuple[torch.Tensor, float]]  # (dim, base, original, factor, **options)
@@ -113,9 +114,10 @@ def refuse_gguf(reason: str) -> Callable[[RopePlan], GgufRope]:
 
 
 def per_pair_divisors(plan: RopePlan) -> GgufRope:
-    """The plan's frequencies at the target as llama.cpp's rope_freqs divisors."""
-    scaled, _ = plan.inv_freq(plan.target)
-    return GgufRope(divisors=default_inv_freq(plan.facts.dim, plan.facts.base) / scaled)
+    """The plan's frequencies at the target as llama.cpp's rope_freqs divisors, and its attention factor."""
+    scaled, attention = plan.inv_freq(plan.target)
+    divisors = default_inv_freq(plan.facts.dim, plan.facts.base) / scaled
+    return GgufRope(divisors=divisors, attention_factor=None if attention == 1.0 else attention)
 
 
 def classify_pairs(theta: torch.Tensor, scaled: torch.Tensor, factor: float, tolerance: float = 1e-9) -> list[str]:
