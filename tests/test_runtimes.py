@@ -8,6 +8,7 @@ least 0.2% from every other, so a runtime that read the file as another method w
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ctxext.errors import CtxextError
 from ctxext.runtimes import RUNTIMES, available, score_external
 from ctxext.runtimes.scoring import score_transformers
 
+FP32 = {"dtype": "float32"}  # vLLM's "auto" did not compute this float32 folder in float32 here (0.4% apart)
 AGREE = 5e-4
 APART = 2e-3
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "emma.txt"
@@ -115,6 +117,39 @@ def test_longrope_inside_the_window_is_exact_in_transformers_but_not_in_vllm(sma
     served = score_external("vllm", folder, short, 100)
     assert ours["nll"] == pytest.approx(exact["nll"], rel=1e-6)
     assert served["max_model_len"] == 512 and abs(served["nll"] / exact["nll"] - 1) > 1e-3
+
+
+@pytest.mark.runtime
+def test_a_searched_attention_factor_is_read_alike_by_every_runtime(small, tmp_path, monkeypatch):
+    """A tuned longrope (NTK's divisors and m = 1.1 standing in for a search) scores the same in transformers,
+    llama.cpp (rope.scaling.attn_factor) and vLLM (short_mscale / long_mscale), and unlike m = 1."""
+    import dataclasses
+
+    from ctxext.decoders import rope_search
+
+    _need("llama.cpp")
+    _need("vllm")
+    chosen = {"attention": 1.1}
+
+    def fixed(plan, model_path, text, **kwargs):
+        divisors = tuple(rope_search.seeds(plan)["ntk"].tolist())
+        return dataclasses.replace(plan, searched=divisors, searched_attention=chosen["attention"])
+
+    monkeypatch.setattr(rope_search, "tune_plan", fixed)
+    tune, tokens = {"text": str(CORPUS)}, small["tokens"]
+    api.extend(small["gguf"], tmp_path / "tuned.gguf", 512, "longrope", tune=tune)
+    api.extend(small["gguf"], tmp_path / "tuned", 512, "longrope", fmt="hf", tune=tune)
+    chosen["attention"] = None
+    api.extend(small["gguf"], tmp_path / "plain", 512, "longrope", fmt="hf", tune=tune)
+
+    def ppl(result):
+        return math.exp(result["nll"] / result["count"])
+
+    reference = ppl(score_transformers(tmp_path / "tuned", tokens, 256))
+    assert abs(ppl(score_transformers(tmp_path / "plain", tokens, 256)) / reference - 1) > APART
+    for runtime, path, engine in (("llama.cpp", tmp_path / "tuned.gguf", {}), ("vllm", tmp_path / "tuned", FP32)):
+        served = score_external(runtime, path, tokens, 256, **engine)
+        assert served.get("finite") and abs(ppl(served) / reference - 1) < AGREE, (runtime, served, reference)
 
 
 def test_every_runtime_named_in_a_spec_is_one_ctxext_can_score():
