@@ -131,3 +131,12 @@ def test_in_memory_scaling_changes_the_global_layers_only(extended):
     torch.testing.assert_close(rotary.sliding_attention_inv_freq, sliding, rtol=0, atol=0)
     expected = default_inv_freq(16, GLOBAL_BASE) / 4
     torch.testing.assert_close(rotary.full_attention_inv_freq.double(), expected, rtol=1e-6, atol=0)
+
+
+def test_inspect_leaves_out_the_decoders_run_time_attention(tmp_path, capsys):
+    from ctxext.cli.main import main, run
+
+    folder = save_modernbert(tmp_path / "mb")
+    assert run(main, ["inspect", str(folder), "--to", str(4 * WINDOW)]) == 0
+    printed = capsys.readouterr().out
+    assert "yarn" in printed and "run-time attention" not in printed

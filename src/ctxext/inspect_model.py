@@ -71,8 +71,9 @@ def inspect(
                 "runtimes": each.spec.runtimes,
             }
         )
-    from .decoders.long_attention import defaults_note
+    from .decoders.long_attention import FAMILIES, defaults_note
 
     per_method = ("target", "method", "pairs", "attention factor", "config")  # the table below shows these per method
     rows = [row for row in plan.describe() if row[0] not in per_method]
-    return Report(rows, notes=[defaults_note(plan.original, plan.target)], pairs=pairs)
+    notes = [defaults_note(plan.original, plan.target)] if plan.facts.family in FAMILIES else []  # decoders it covers
+    return Report(rows, notes=notes, pairs=pairs)
