@@ -494,3 +494,19 @@ def test_two_processes_split_the_methods_and_write_what_one_process_writes(decod
     one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert two["results"] == one["results"] and list(two["results"]["ppl"]) == ["none", "yarn", "linear"]
     assert list(two["costs"]) == ["none", "yarn", "linear"]  # each process's costs gathered with its rows
+
+
+def test_a_longrope_folder_is_measured_as_written(decoder, book, tmp_path):
+    """A folder that carries longrope (written by extend or --tune) evaluates natively up to its new window,
+    the same numbers as longrope applied in memory to the original."""
+    from ctxext import api
+    from ctxext.eval.run import evaluate
+
+    api.extend(decoder, tmp_path / "longrope", 128, "longrope")
+    common = {"stride": 64, "max_tokens": 400}
+    written = evaluate(str(tmp_path / "longrope"), "ppl", [128], [str(book)], ["native"], **common)
+    in_memory = evaluate(str(decoder), "ppl", [128], [str(book)], ["longrope"], to=128, **common)
+    assert written["original_context"] == 64
+    assert written["results"]["ppl"]["native"][128]["ppl"] == pytest.approx(
+        in_memory["results"]["ppl"]["longrope"][128]["ppl"], rel=1e-6
+    )

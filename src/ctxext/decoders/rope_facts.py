@@ -125,6 +125,15 @@ def true_original(facts: RopeFacts, override: int | None = None) -> int:
     )
 
 
+def trained_context(facts: RopeFacts) -> int:
+    """The context the model was trained at, for measuring it: LongRoPE's recorded original too, which
+    :func:`true_original` refuses because its searched factors cannot be re-derived for a new target."""
+    rope_type = facts.existing.get("rope_type", facts.existing.get("type")) if facts.existing else None
+    if rope_type == "longrope" and "original_max_position_embeddings" in facts.existing:
+        return int(facts.existing["original_max_position_embeddings"])
+    return true_original(facts)
+
+
 YARN_KEPT = ("beta_fast", "beta_slow", "truncate", "mscale", "mscale_all_dim")
 
 

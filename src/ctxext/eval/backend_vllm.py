@@ -109,10 +109,10 @@ def vllm_measure(model: Path, task: str, lengths, to, text, options: dict, engin
 
     from transformers import AutoTokenizer
 
-    from ..decoders.rope_facts import rope_facts, true_original
+    from ..decoders.rope_facts import rope_facts, trained_context
 
     tokenizer = AutoTokenizer.from_pretrained(str(model))
-    context = true_original(rope_facts(json.loads((model / "config.json").read_text(encoding="utf-8"))))
+    context = trained_context(rope_facts(json.loads((model / "config.json").read_text(encoding="utf-8"))))
     ids = torch.tensor(tokenizer(text, verbose=False)["input_ids"][: options["max_tokens"]]) if text else None
 
     def measure(label: str) -> dict:

@@ -42,9 +42,9 @@ class LoadedModel:
     def context(self) -> int:
         if self.kind == "encoder":
             return self.plan_table(None, "cubic").positions
-        from ..decoders.rope_facts import rope_facts, true_original
+        from ..decoders.rope_facts import rope_facts, trained_context
 
-        return true_original(rope_facts(self.config))
+        return trained_context(rope_facts(self.config))
 
     @property
     def window(self) -> int:
