@@ -65,17 +65,22 @@ def rotated_at_own_positions(x, inv_freq):
         la.String(offset=13, window=6),
     ],
 )
-def test_attention_follows_the_papers_positions(scheme, block, explicit, monkeypatch):
+@pytest.mark.parametrize("kv_heads", [4, 2])  # 2: each key/value head serves two query heads
+def test_attention_follows_the_papers_positions(scheme, block, explicit, kv_heads, monkeypatch):
     torch.manual_seed(0)
-    heads, n, d = 2, 40, 16
+    heads, n, d = 4, 40, 16
+    groups = heads // kv_heads
     inv_freq = 1.0 / (100.0 ** (torch.arange(0, d, 2).float() / d))
-    q_raw, k_raw, v = (torch.randn(1, heads, n, d) for _ in range(3))
-    module = SimpleNamespace(ctxext_scheme=scheme, ctxext_inv_freq=inv_freq, num_key_value_groups=1, is_causal=True)
+    q_raw = torch.randn(1, heads, n, d)
+    k_raw, v = (torch.randn(1, kv_heads, n, d) for _ in range(2))
+    module = SimpleNamespace(ctxext_scheme=scheme, ctxext_inv_freq=inv_freq, num_key_value_groups=groups)
     monkeypatch.setattr(la, "BLOCK", block)
     monkeypatch.setattr(la, "EXPLICIT_SCORES", explicit)
     q, k = rotated_at_own_positions(q_raw, inv_freq), rotated_at_own_positions(k_raw, inv_freq)
     out, _ = la.remapped_attention(module, q, k, v, None, scaling=d**-0.5)
-    torch.testing.assert_close(out[0].double(), dense_reference(q_raw, k_raw, v, scheme, inv_freq), atol=2e-5, rtol=0)
+    per_head = [x.repeat_interleave(groups, dim=1) for x in (k_raw, v)]  # query head h reads key head h // groups
+    expected = dense_reference(q_raw, per_head[0], per_head[1], scheme, inv_freq)
+    torch.testing.assert_close(out[0].double(), expected, atol=2e-5, rtol=0)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +120,26 @@ def test_cached_decoding_and_left_padding_match_one_full_pass(tiny_llama, label,
         batch = tiny_llama(padded.repeat(2, 1), attention_mask=mask.repeat(2, 1), position_ids=positions.repeat(2, 1))
     torch.testing.assert_close(step[0, -1], full[0, -1], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(batch.logits[1, 7:], full[0], atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("label, regions", [("self-extend", 2), ("dca", 3)])
+def test_key_rotations_are_computed_once_for_all_layers_and_steps(tiny_llama, label, regions, monkeypatch):
+    """Cosines and sines of the key shifts are formed per region when the cache outgrows them (doubling), not per
+    layer or decoding step; DCA's three regions shift keys alike and share one rotated copy."""
+    tables, turned = [], []
+    cos_sin, turn = la._cos_sin, la._turn
+    monkeypatch.setattr(la, "_cos_sin", lambda delta, *a: tables.append(delta.numel()) or cos_sin(delta, *a))
+    monkeypatch.setattr(la, "_turn", lambda x, *a: turned.append(x.shape[2]) or turn(x, *a))
+    ids = torch.randint(0, 100, (1, 150), generator=torch.Generator().manual_seed(3))
+    with la.long_attention(tiny_llama, label, 256):
+        cache = tiny_llama(ids[:, :100], use_cache=True).past_key_values
+        for step in range(100, 110):
+            cache = tiny_llama(ids[:, step : step + 1], past_key_values=cache, use_cache=True).past_key_values
+    assert sorted(n for n in tables if n >= 100) == [100] * regions + [200] * regions  # one growth: 100 -> 200
+    keys_turned = [n for n in turned if n >= 100]  # keys (query blocks and steps are shorter)
+    assert len(keys_turned) == tiny_llama.config.num_hidden_layers * 11  # one rotated copy per layer and call
+    assert not any(hasattr(m, "ctxext_key_shifts") for m in tiny_llama.modules())  # tables dropped on disable
 
 
 @pytest.mark.parametrize("context, target", [(64, 256), (8192, 32768), (4096, 100_000), (2048, 2049)])

@@ -248,16 +248,59 @@ def rotate(x: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> torc
     ``delta`` and ``inv_freq`` are host tensors."""
     if not bool(delta.any()):
         return x
-    rot = 2 * inv_freq.numel()
-    # angles in float64 on the host (positions and frequencies live there; Apple's MPS has no float64)
+    cos, sin = _cos_sin(delta, inv_freq, x.device)
+    return _turn(x, cos.unsqueeze(1), sin.unsqueeze(1))  # (b, 1, n, rot) against (b, heads, n, d)
+
+
+def _cos_sin(delta: torch.Tensor, inv_freq: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (..., 2 len(inv_freq)) of the angles ``delta`` x frequency, formed in float64 on the host
+    (positions and frequencies live there; Apple's MPS has no float64), float32 on ``device``."""
     angles = delta.double().unsqueeze(-1) * inv_freq.double()
-    angles = torch.cat([angles, angles], dim=-1).unsqueeze(1)  # (b, 1, n, rot)
-    cos, sin = (part.float().to(x.device, non_blocking=True) for part in (angles.cos(), angles.sin()))
+    angles = torch.cat([angles, angles], dim=-1)
+    return tuple(part.float().to(device, non_blocking=True) for part in (angles.cos(), angles.sin()))
+
+
+def _turn(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    rot = cos.shape[-1]
     part = x[..., :rot].float()
     half = rot // 2
     turned = torch.cat([-part[..., half:], part[..., :half]], dim=-1)
     rotated = (part * cos + turned * sin).to(x.dtype)
     return torch.cat([rotated, x[..., rot:]], dim=-1) if rot < x.shape[-1] else rotated
+
+
+class KeyShifts:
+    """Each region's key shift ``key_at(j) - j``, a function of the key position j alone, with its cos and sin at
+    every position up to the longest seen: computed once and shared by all layers of a model, and grown (doubling)
+    as a cache grows, so a decoding step rotates its keys with no trigonometry. Regions whose shifts agree share one
+    rotated copy of the keys, and a region with no shift uses the keys as they are."""
+
+    def __init__(self, scheme, inv_freq: torch.Tensor):
+        self.scheme, self.inv_freq = scheme, inv_freq
+        self.tables: dict = {}  # (region index, device) -> (shift (n,), cos (n, rot), sin (n, rot))
+
+    def rotated_keys(self, key: torch.Tensor, k_pos: torch.Tensor) -> list[torch.Tensor]:
+        """``key`` (1, kv_heads, m, d) at the contiguous non-negative positions ``k_pos``, rotated for each region."""
+        first, last = int(k_pos[0]), int(k_pos[-1]) + 1
+        done: list[tuple[torch.Tensor, torch.Tensor]] = []  # (shift over k_pos, rotated keys)
+        for index, region in enumerate(self.scheme.regions()):
+            shift, cos, sin = self._table(index, region, last, key.device)
+            shift = shift[first:last]
+            same = next((keys for earlier, keys in done if torch.equal(earlier, shift)), None)
+            if same is None:
+                same = _turn(key, cos[first:last], sin[first:last]) if bool(shift.any()) else key
+            done.append((shift, same))
+        return [keys for _, keys in done]
+
+    def _table(self, index: int, region: Region, length: int, device) -> tuple[torch.Tensor, ...]:
+        table = self.tables.get((index, str(device)))
+        if table is None or len(table[0]) < length:
+            size = max(length, 2 * len(table[0])) if table is not None else length
+            positions = torch.arange(size)
+            shift = region.key_at(positions) - positions
+            table = (shift, *_cos_sin(shift, self.inv_freq, device))
+            self.tables[(index, str(device))] = table
+        return table
 
 
 def _merge(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,11 +311,17 @@ def _merge(outs: list[torch.Tensor], lses: list[torch.Tensor]) -> tuple[torch.Te
     return (weights * torch.stack(outs).float()).sum(0), total
 
 
-def _flash(q, k, v, scaling, allowed=None):
-    """(output, log-sum-exp) of softmax attention over these keys; ``allowed`` (queries, keys) masks pairs.
-    On a CPU, PyTorch's flash-attention kernel (no score matrix is held); elsewhere scores are formed for at most
-    ``KEY_TILE`` keys at a time and the tiles merged by their log-sum-exp, so a call holds heads x queries x
-    KEY_TILE scores whatever the length."""
+def _flash(q, k, v, scaling, allowed=None, causal=False):
+    """(output, log-sum-exp) of softmax attention over these keys; ``allowed`` (queries, keys) masks pairs, and
+    ``causal`` (folded queries at their own keys' positions) keeps each query's keys up to its own.
+    On a CPU, PyTorch's flash-attention kernel (no score matrix is held; a causal call skips the masked half);
+    elsewhere scores are formed for at most ``KEY_TILE`` keys at a time and the tiles merged by their log-sum-exp,
+    so a call holds heads x queries x KEY_TILE scores whatever the length."""
+    if causal and q.device.type == "cpu" and not EXPLICIT_SCORES:
+        return _causal_flash(q, k, v, scaling)
+    if causal:
+        n = k.shape[2]
+        allowed = torch.ones(n, n, dtype=torch.bool).tril().repeat(q.shape[2] // n, 1)
     if allowed is not None:
         allowed = allowed.to(q.device, non_blocking=True)
     if q.device.type == "cpu" and not EXPLICIT_SCORES:
@@ -296,6 +345,23 @@ def _flash(q, k, v, scaling, allowed=None):
     if allowed is not None:  # the CPU kernel reports 0, not -inf, for a row with no key
         lse = lse.masked_fill(~allowed.any(-1), float("-inf"))
     return out, lse
+
+
+def _causal_flash(q, k, v, scaling):
+    """The causal kernel on folded queries (1, kv, groups x n, d) over their own n keys: the groups become the batch,
+    so each group's rows line up with the keys (which are viewed, not copied, per group)."""
+    kv, n, d = k.shape[1], k.shape[2], q.shape[-1]
+    groups = q.shape[2] // n
+    per_group = q.reshape(kv, groups, n, d).transpose(0, 1)
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        per_group, k.expand(groups, -1, -1, -1), v.expand(groups, -1, -1, -1), 0.0, True, scale=scaling
+    )[:2]
+    return out.transpose(0, 1).reshape(1, kv, groups * n, d), lse.transpose(0, 1).reshape(1, kv, groups * n)
+
+
+def _is_lower_triangle(allowed: torch.Tensor) -> bool:
+    rows, columns = allowed.shape
+    return rows == columns and torch.equal(allowed, allowed.new_ones(rows, rows).tril())
 
 
 def _runs(columns: torch.Tensor) -> list[tuple[int, int]]:
@@ -322,7 +388,7 @@ def _unfold(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(1, kv * groups, rows, *x.shape[3:])
 
 
-def _one_sequence(scheme, inv_freq, query, key, value, q_pos, scaling, out):
+def _one_sequence(scheme, inv_freq, shifts, query, key, value, q_pos, scaling, out):
     """Attention of one unpadded sequence written into ``out`` (1, heads, n, d): queries (1, heads, n, d), keys and
     values (1, kv_heads, m, d), query positions ``q_pos`` (n,) contiguous, on the CPU: every position, region and
     run is computed on the host.
@@ -330,14 +396,15 @@ def _one_sequence(scheme, inv_freq, query, key, value, q_pos, scaling, out):
     Per region and query block, a key before the block is scored with no mask where the region holds for the
     block's first and last query (for a fixed key, the queries a region holds for form an interval at least as
     long as a block, so it then holds for every query between), with a mask where it holds for one of them; keys
-    inside the block (the causal diagonal) always with a mask. The pieces' outputs are merged by their log-sum-exp,
-    which is one softmax over all of them."""
+    inside the block (the diagonal) with the causal kernel where the region holds for all of them, else with a
+    mask. A piece no pair of which the region holds for is skipped. The pieces' outputs are merged by their
+    log-sum-exp, which is one softmax over all of them."""
     groups = query.shape[1] // key.shape[1]
     k_pos = torch.arange(key.shape[2]) - (key.shape[2] - 1 - q_pos[-1])
     pad = int((k_pos < 0).sum())  # left padding: positions below 0, never attended
     key, value, k_pos = key[:, :, pad:], value[:, :, pad:], k_pos[pad:]
     regions = scheme.regions()
-    keys = [rotate(key, (region.key_at(k_pos) - k_pos)[None], inv_freq) for region in regions]
+    keys = shifts.rotated_keys(key, k_pos)
     block = min(BLOCK, scheme.block_limit)
     for start in range(0, len(q_pos), block):
         rows = slice(start, min(start + block, len(q_pos)))
@@ -351,10 +418,18 @@ def _one_sequence(scheme, inv_freq, query, key, value, q_pos, scaling, out):
             for lo, hi in _runs(at_first & at_last & ~diagonal):
                 piece = _flash(q, rotated_keys[:, :, lo:hi], value[:, :, lo:hi], scaling)
                 outs.append(piece[0]), lses.append(piece[1])
-            for lo, hi in _runs((at_first ^ at_last) | diagonal):
+            for lo, hi in _runs((at_first ^ at_last) & ~diagonal) + _runs(diagonal):
                 j, i = k_pos[lo:hi].unsqueeze(0), qp.unsqueeze(1)
-                allowed = (region.applies(i, j) & (j <= i)).repeat(groups, 1)
-                piece = _flash(q, rotated_keys[:, :, lo:hi], value[:, :, lo:hi], scaling, allowed)
+                allowed = region.applies(i, j) & (j <= i)
+                if not bool(allowed.any()):
+                    continue
+                piece_keys, piece_values = rotated_keys[:, :, lo:hi], value[:, :, lo:hi]
+                if bool(allowed.all()):
+                    piece = _flash(q, piece_keys, piece_values, scaling)
+                elif _is_lower_triangle(allowed):
+                    piece = _flash(q, piece_keys, piece_values, scaling, causal=True)
+                else:
+                    piece = _flash(q, piece_keys, piece_values, scaling, allowed.repeat(groups, 1))
                 outs.append(piece[0]), lses.append(piece[1])
         out[:, :, rows] = _unfold(_merge(outs, lses)[0], groups).to(out.dtype)
 
@@ -367,6 +442,7 @@ def remapped_attention(module, query, key, value, attention_mask, dropout=0.0, s
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     scheme, inv_freq = module.ctxext_scheme, module.ctxext_inv_freq.cpu()
+    shifts = getattr(module, "ctxext_key_shifts", None) or KeyShifts(scheme, inv_freq)
     n_queries, n_keys = query.shape[2], key.shape[2]
     q_pos = kwargs.get("position_ids")
     if q_pos is None or q_pos.shape[-1] != n_queries:
@@ -381,7 +457,8 @@ def remapped_attention(module, query, key, value, attention_mask, dropout=0.0, s
     out = query.new_empty(query.shape[0], n_queries, query.shape[1], query.shape[3])  # the layout returned
     for r in range(query.shape[0]):
         rows = out[r : r + 1].transpose(1, 2)  # a view: each sequence is written in place
-        _one_sequence(scheme, inv_freq, query[r : r + 1], key[r : r + 1], value[r : r + 1], q_pos[r], scaling, rows)
+        one = (query[r : r + 1], key[r : r + 1], value[r : r + 1], q_pos[r], scaling, rows)
+        _one_sequence(scheme, inv_freq, shifts, *one)
     return out, None
 
 
@@ -425,8 +502,9 @@ def enable(model, method: str, to: int, context: int | None = None, **params) ->
     attention = [m for m in model.modules() if hasattr(m, "layer_idx") and type(m).__name__.endswith("Attention")]
     if not attention:
         raise CtxextError("found no attention modules to switch")
+    shifts = KeyShifts(scheme, inv_freq)  # one set of tables for every layer
     for module in attention:
-        module.ctxext_scheme, module.ctxext_inv_freq = scheme, inv_freq
+        module.ctxext_scheme, module.ctxext_inv_freq, module.ctxext_key_shifts = scheme, inv_freq, shifts
     model.ctxext_attention_before = model.config._attn_implementation
     model.set_attn_implementation(ATTENTION_NAME)
     return scheme
@@ -434,6 +512,9 @@ def enable(model, method: str, to: int, context: int | None = None, **params) ->
 
 def disable(model) -> None:
     model.set_attn_implementation(getattr(model, "ctxext_attention_before", None) or "sdpa")
+    for module in model.modules():
+        if hasattr(module, "ctxext_key_shifts"):
+            del module.ctxext_key_shifts  # its tables hold cos and sin for every position seen
 
 
 @contextmanager
