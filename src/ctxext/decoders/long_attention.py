@@ -62,6 +62,7 @@ class SelfExtend:
     window: int
     group: int
     name = "self-extend"
+    period = None  # no query position where the regions' layout changes
 
     def largest_distance(self, length: int) -> int:
         if length <= self.window:
@@ -91,6 +92,7 @@ class String:
     offset: int  # S: distances from S on are shifted down
     window: int  # W: a shifted distance starts again at W
     name = "string"
+    period = None
 
     def largest_distance(self, length: int) -> int:
         return length - 1 if length - 1 < self.offset else length - 1 - self.offset + self.window
@@ -131,6 +133,11 @@ class DualChunk:
 
     @property
     def block_limit(self) -> int:
+        return self.chunk_length
+
+    @property
+    def period(self) -> int:
+        """Query blocks end at chunk edges: inside one chunk every region is a run of keys with no mask."""
         return self.chunk_length
 
     def regions(self) -> list[Region]:
@@ -388,26 +395,35 @@ def _unfold(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(1, kv * groups, rows, *x.shape[3:])
 
 
+def _blocks(q_pos: torch.Tensor, size: int, period: int | None) -> Iterator[slice]:
+    """Query blocks of at most ``size`` rows, none straddling a multiple of ``period`` in position."""
+    start = 0
+    while start < len(q_pos):
+        end = min(start + size, len(q_pos))
+        if period:
+            end = min(end, start + period - int(q_pos[start]) % period)
+        yield slice(start, end)
+        start = end
+
+
 def _one_sequence(scheme, inv_freq, shifts, query, key, value, q_pos, scaling, out):
     """Attention of one unpadded sequence written into ``out`` (1, heads, n, d): queries (1, heads, n, d), keys and
     values (1, kv_heads, m, d), query positions ``q_pos`` (n,) contiguous, on the CPU: every position, region and
     run is computed on the host.
 
-    Per region and query block, a key before the block is scored with no mask where the region holds for the
-    block's first and last query (for a fixed key, the queries a region holds for form an interval at least as
-    long as a block, so it then holds for every query between), with a mask where it holds for one of them; keys
-    inside the block (the diagonal) with the causal kernel where the region holds for all of them, else with a
-    mask. A piece no pair of which the region holds for is skipped. The pieces' outputs are merged by their
-    log-sum-exp, which is one softmax over all of them."""
+    Per region and query block (blocks end at DCA's chunk edges), a key before the block is scored with no mask
+    where the region holds for the block's first and last query (for a fixed key, the queries a region holds for
+    form an interval at least as long as a block, so it then holds for every query between), with a mask where it
+    holds for one of them; keys inside the block (the diagonal) with the causal kernel where the region holds for
+    all of them, else with a mask. A piece no pair of which the region holds for is skipped. The pieces' outputs
+    are merged by their log-sum-exp, which is one softmax over all of them."""
     groups = query.shape[1] // key.shape[1]
     k_pos = torch.arange(key.shape[2]) - (key.shape[2] - 1 - q_pos[-1])
     pad = int((k_pos < 0).sum())  # left padding: positions below 0, never attended
     key, value, k_pos = key[:, :, pad:], value[:, :, pad:], k_pos[pad:]
     regions = scheme.regions()
     keys = shifts.rotated_keys(key, k_pos)
-    block = min(BLOCK, scheme.block_limit)
-    for start in range(0, len(q_pos), block):
-        rows = slice(start, min(start + block, len(q_pos)))
+    for rows in _blocks(q_pos, min(BLOCK, scheme.block_limit), scheme.period):
         qp = q_pos[rows]
         outs, lses = [], []
         for region, rotated_keys in zip(regions, keys, strict=True):
