@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from ctxext.eval.intervals import average_interval
 from ctxext.eval.report import load_results, markdown, plot, summary_lines
 from ctxext.eval.tasks.ruler import effective_lengths
 
@@ -45,9 +46,15 @@ def merge(paths: list[Path]) -> dict:
 
 
 def pooled(a: dict, b: dict) -> dict:
-    """Two passkey cells of the same method and length (e.g. more depths in a second run) as one."""
+    """Two passkey cells of the same method and length (e.g. more depths in a second run) as one; or two RULER
+    cells of different subtasks (one run per subtask) as one, its average and interval over all of them."""
+    if "tasks" in a and "tasks" in b:
+        return pooled_ruler(a, b)
     if "trials" not in a or "trials" not in b:
-        raise SystemExit("two results files measure the same method and length, and only passkey cells can be pooled")
+        raise SystemExit(
+            "two results files measure the same method and length, and only passkey cells or RULER cells of "
+            "different subtasks can be pooled"
+        )
     trials = a["trials"] + b["trials"]
     accuracy = (a["accuracy"] * a["trials"] + b["accuracy"] * b["trials"]) / trials
     per_depth = {}  # depth -> (passes, trials); each run spread its trials evenly over its depths
@@ -60,6 +67,22 @@ def pooled(a: dict, b: dict) -> dict:
         depth: passes / count for depth, (passes, count) in sorted(per_depth.items(), key=lambda kv: float(kv[0]))
     }
     return {"accuracy": accuracy, "trials": trials, "depths": depths}
+
+
+def pooled_ruler(a: dict, b: dict) -> dict:
+    if set(a["tasks"]) & set(b["tasks"]):
+        raise SystemExit(f"two RULER cells both measure {', '.join(sorted(set(a['tasks']) & set(b['tasks'])))}")
+    tasks = {**a["tasks"], **b["tasks"]}
+    shares = [task["accuracy"] / 100 for task in tasks.values()]
+    interval = average_interval(shares, [[x / 100 for x in task["ci95"]] for task in tasks.values()])
+    prompts = [sum(task["samples"] for task in cell["tasks"].values()) for cell in (a, b)]
+    seconds = (a["seconds_per_sample"] * prompts[0] + b["seconds_per_sample"] * prompts[1]) / sum(prompts)
+    return {
+        "average": 100 * sum(shares) / len(shares),
+        "ci95": [100 * x for x in interval],
+        "seconds_per_sample": seconds,
+        "tasks": tasks,
+    }
 
 
 def main() -> None:
