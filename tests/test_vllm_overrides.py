@@ -99,3 +99,28 @@ def test_vllm_serves_the_overrides_as_it_serves_the_written_folder(small_smollm2
     assert served.get("finite") and folder.get("finite"), (served, folder)
     assert served["max_model_len"] == folder["max_model_len"] == 512
     assert served["nll"] == pytest.approx(folder["nll"], rel=1e-6)
+
+
+def test_a_model_from_the_hub_is_named_by_its_hub_id_and_commit(tmp_path, monkeypatch):
+    """What another machine serves: ``acme/tiny-llama`` at the commit read, not this machine's cache path."""
+    from huggingface_hub import constants
+
+    from ctxext.cli.main import main, run
+
+    commit = "c" * 40
+    repo = tmp_path / "hub" / "models--acme--tiny-llama"
+    tiny_decoders.save_decoder("llama", repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    out = tmp_path / "overrides.json"
+    assert (
+        run(main, ["extend", "acme/tiny-llama", "--to", str(TARGET), "--format", "vllm-overrides", "-o", str(out)]) == 0
+    )
+    written = json.loads(out.read_text())
+    assert (written["model"], written["revision"]) == ("acme/tiny-llama", commit)
+    assert written["command"].startswith(f"vllm serve acme/tiny-llama --revision {commit} --max-model-len {TARGET}")
+    local = tmp_path / "local"
+    tiny_decoders.save_decoder("llama", local)
+    api.extend(local, tmp_path / "local.json", TARGET, "yarn", fmt="vllm-overrides")
+    assert json.loads((tmp_path / "local.json").read_text())["model"] == str(local.resolve())  # a folder: its path

@@ -29,3 +29,13 @@ def resolve_model(name: str, revision: str | None = None) -> str:
         where = "in the local cache (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else "on the hub"
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise CtxextError(f"no such file or folder {name}, nor a model {where}: {reason}") from None
+
+
+def hub_id_of(folder: str | Path) -> tuple[str, str] | None:
+    """(hub id, commit) of a folder inside huggingface_hub's cache layout (``models--org--name/snapshots/<commit>``),
+    so what names the model for another machine can say ``org/name`` at that commit; None for any other folder."""
+    folder = Path(folder).resolve()
+    repo = folder.parent.parent.name
+    if folder.parent.name != "snapshots" or not repo.startswith("models--") or repo.count("--") < 2:
+        return None
+    return repo.removeprefix("models--").replace("--", "/", 1), folder.name

@@ -1,8 +1,9 @@
 """The ``vllm-overrides`` output format: no copy of the model at all, only what vLLM must be told to serve it
-extended. A JSON file with the model, ``max_model_len`` and ``hf_overrides`` (the config keys ctxext would have
-written: ``rope_parameters`` and ``max_position_embeddings``), which vLLM applies to the model's own config when it
-loads it (``vllm serve MODEL --max-model-len N --hf-overrides JSON``, the file's ``command``; or ``LLM(model=...,
-max_model_len=..., hf_overrides=...)``), for a 70B model whose weights one does not want to copy or link.
+extended. A JSON file with the model (its hub id and commit where it was read from huggingface_hub's cache),
+``max_model_len`` and ``hf_overrides`` (the config keys ctxext would have written: ``rope_parameters`` and
+``max_position_embeddings``), which vLLM applies to the model's own config when it loads it (``vllm serve MODEL
+--max-model-len N --hf-overrides JSON``, the file's ``command``; or ``LLM(model=..., max_model_len=...,
+hf_overrides=...)``), for a 70B model whose weights one does not want to copy or link.
 
 Read back independently of the writer: the source config is loaded with transformers, each override set on it
 as an attribute (as vLLM sets dict-valued overrides), and the rotary module transformers builds from the result
@@ -18,6 +19,7 @@ from pathlib import Path
 from ..decoders.rope_plan import check_rope_method, rope_config
 from ..errors import CtxextError
 from ..formats.hf_folder import open_model_folder
+from ..hub import hub_id_of
 from ..methods.rope import ROPE_REGISTRY
 from ..pipeline import write_output
 from .decoder_folder import checked_plan, refuse_disagreement, rotary_readback, tuned
@@ -38,13 +40,14 @@ class OverridesWriter:
 
     def __init__(self, source: Path, plan, config: dict):
         self.source, self.plan = Path(source), plan
-        self.contents = {
-            "model": str(self.source.resolve()),
-            "max_model_len": plan.target,
-            "hf_overrides": overrides(config, plan),
-        }
+        hub = hub_id_of(self.source)  # a model from the hub is named as the hub names it, at the commit read
+        self.contents = {"model": hub[0] if hub else str(self.source.resolve())}
+        if hub:
+            self.contents["revision"] = hub[1]
+        self.contents |= {"max_model_len": plan.target, "hf_overrides": overrides(config, plan)}
+        revision = f" --revision {hub[1]}" if hub else ""
         self.contents["command"] = (
-            f"vllm serve {shlex.quote(self.contents['model'])} --max-model-len {plan.target} "
+            f"vllm serve {shlex.quote(self.contents['model'])}{revision} --max-model-len {plan.target} "
             f"--hf-overrides {shlex.quote(json.dumps(self.contents['hf_overrides']))}"
         )
 
@@ -55,7 +58,7 @@ class OverridesWriter:
         import transformers
 
         written = json.loads(staging.read_text(encoding="utf-8"))
-        config = transformers.AutoConfig.from_pretrained(written["model"])
+        config = transformers.AutoConfig.from_pretrained(self.source)  # the folder the model was read from
         for key, value in written["hf_overrides"].items():
             setattr(config, key, value)
         return refuse_disagreement(rotary_readback(config, self.plan), "the overrides")
