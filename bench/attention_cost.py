@@ -4,9 +4,11 @@ tensors: a prefill of LENGTH queries and one cached decoding step (1 query, LENG
 
     python bench/attention_cost.py --length 16384 --context 8192 --methods self-extend dca string+yarn
 
-A method with a RoPE scaling (string+yarn) is timed with its parameters chosen for LENGTH as the trained context,
-as ``ctxext eval`` runs it. ``--src`` imports ctxext from another checkout's ``src`` (an earlier commit, say), so
-two versions can be timed one after the other on the same machine.
+The warm-up call before the timed ones leaves what a model's first layer leaves for the others (the key
+rotations' tables, where the version has them). A method with a RoPE scaling (string+yarn) is timed with its
+parameters chosen for LENGTH as the trained context, as ``ctxext eval`` runs it. ``--src`` imports ctxext from
+another checkout's ``src`` (an earlier commit, say), so two versions can be timed one after the other on the same
+machine.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def main() -> None:
         method, params, scaling = parse_label(label)
         scheme = la.choose(method, n if scaling else args.context, n, **params)
         module = SimpleNamespace(ctxext_scheme=scheme, ctxext_inv_freq=inv_freq, num_key_value_groups=groups)
+        if hasattr(la, "KeyShifts"):  # as enable() sets it: the key rotations' tables shared by every layer
+            module.ctxext_key_shifts = la.KeyShifts(scheme, inv_freq)
 
         def remapped(queries, module=module):
             return la.remapped_attention(module, queries, k, v, None, position_ids=positions[:, -queries.shape[2] :])
