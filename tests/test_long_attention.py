@@ -224,3 +224,20 @@ def test_string_on_a_rope_scaling_is_string_with_the_scaled_model_as_trained(tin
     torch.testing.assert_close(combined, by_hand, atol=0, rtol=0)
     assert not torch.allclose(combined, yarn_alone)
     assert la.parameters_of(["string+yarn"], context, to)["string+yarn"]["scaling"] == "yarn"
+
+
+@pytest.mark.parametrize("dims, rotary_dims", [(16, 16), (16, 8)])  # 8 of 16: partial rotary (phi, gpt_neox)
+def test_rotating_by_delta_is_transformers_rotation_at_the_moved_position(dims, rotary_dims):
+    torch.manual_seed(4)
+    inv_freq = 1.0 / (100.0 ** (torch.arange(0, rotary_dims, 2).float() / rotary_dims))
+    raw = torch.randn(1, 2, 12, dims)
+    delta = torch.tensor([[0, 5, -3, 7, 100, 2, 0, 1, 9, 4, 6, 3]])
+    at_own = rotated_at_own_positions(raw[..., :rotary_dims], inv_freq)
+    moved = la.rotate(torch.cat([at_own, raw[..., rotary_dims:]], -1), delta, inv_freq)
+    angles = (torch.arange(12) + delta[0]).double()[:, None] * inv_freq.double()[None]
+    angles = torch.cat([angles, angles], -1)
+    expected, _ = apply_rotary_pos_emb(
+        raw[..., :rotary_dims], raw[..., :rotary_dims], angles.cos().float()[None], angles.sin().float()[None]
+    )
+    torch.testing.assert_close(moved[..., :rotary_dims], expected, atol=1e-5, rtol=0)
+    assert torch.equal(moved[..., rotary_dims:], raw[..., rotary_dims:])

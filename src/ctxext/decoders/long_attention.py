@@ -268,11 +268,14 @@ def _cos_sin(delta: torch.Tensor, inv_freq: torch.Tensor, device) -> tuple[torch
 
 
 def _turn(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x cos + rotate_half(x) sin in three passes over x (no rotate_half copy): a decoding step turns every key."""
     rot = cos.shape[-1]
-    part = x[..., :rot].float()
     half = rot // 2
-    turned = torch.cat([-part[..., half:], part[..., :half]], dim=-1)
-    rotated = (part * cos + turned * sin).to(x.dtype)
+    part = x[..., :rot].float()
+    rotated = part * cos
+    rotated[..., :half].addcmul_(part[..., half:], sin[..., :half], value=-1)
+    rotated[..., half:].addcmul_(part[..., :half], sin[..., half:])
+    rotated = rotated.to(x.dtype)
     return torch.cat([rotated, x[..., rot:]], dim=-1) if rot < x.shape[-1] else rotated
 
 
