@@ -254,3 +254,15 @@ def test_a_refusal_met_while_measuring_starts_its_own_line(small_smollm2_gguf, t
     last = capsys.readouterr().err.rstrip("\n").split("\n")[-1]
     assert "too few for fwe's three most frequent words" in last and "ruler native" not in last
     assert not out.exists()
+
+
+def test_a_ruler_plot_of_many_methods_wraps_its_panels_into_rows(tmp_path):
+    from matplotlib.image import imread
+
+    from ctxext.eval.report import RULER_COLUMNS, plot
+
+    cell = {"average": 50.0, "ci95": [30.0, 70.0], "tasks": {"vt": {"accuracy": 50.0, "ci95": [20, 80], "samples": 6}}}
+    methods = [f"method{i}" for i in range(2 * RULER_COLUMNS - 1)]  # with the average panel: two full rows
+    results = {"model": "m", "original_context": 8192, "results": {"ruler": {m: {"8192": cell} for m in methods}}}
+    height, width = imread(plot(results, tmp_path / "r.png")).shape[:2]
+    assert 1.5 < width / height < 2.5  # RULER_COLUMNS panels across, two down (one row would be 8:1)

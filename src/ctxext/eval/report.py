@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import CtxextError
 from ..values import is_rate, is_whole
 
+RULER_COLUMNS = 4  # panels per row of a RULER figure
 MAIN_METRIC = {"ppl": "ppl", "passkey": "accuracy", "ruler": "average"}  # each task's registry entry
 
 
@@ -252,12 +253,18 @@ def _original_line(axis, original) -> None:
 
 
 def _ruler_figure(plt, by_method: dict, name: str, original):
-    """The average against length with its 95% band per method, then a subtask x length heat-map per method."""
+    """The average against length with its 95% band per method, then a subtask x length heat-map per method;
+    panels in rows of at most RULER_COLUMNS."""
     methods = list(by_method)
-    figure, axes = plt.subplots(
-        1, 1 + len(methods), figsize=(5 + 4 * len(methods), 4.5), squeeze=False, layout="constrained"
+    columns = min(RULER_COLUMNS, 1 + len(methods))
+    rows_of_panels = -(-(1 + len(methods)) // columns)
+    figure, grid_of_axes = plt.subplots(
+        rows_of_panels, columns, figsize=(4.5 * columns, 4.5 * rows_of_panels), squeeze=False, layout="constrained"
     )
-    axis = axes[0][0]
+    panels = list(grid_of_axes.flat)
+    for unused in panels[1 + len(methods) :]:
+        unused.set_axis_off()
+    axis = panels[0]
     for method, rows in by_method.items():
         lengths = sorted(rows, key=int)
         x = [int(n) for n in lengths]
@@ -281,7 +288,7 @@ def _ruler_figure(plt, by_method: dict, name: str, original):
     _original_line(axis, original)
     axis.legend(fontsize=8)
     axis.set_title("average over subtasks")
-    for axis, method in zip(axes[0][1:], methods, strict=True):
+    for axis, method in zip(panels[1 : 1 + len(methods)], methods, strict=True):
         rows = by_method[method]
         lengths = sorted(rows, key=int)
         names = list(dict.fromkeys(t for row in rows.values() for t in row.get("tasks", {})))
@@ -291,7 +298,7 @@ def _ruler_figure(plt, by_method: dict, name: str, original):
         axis.set_yticks(range(len(names)), names, fontsize=8)
         _cell_labels(axis, [[v / 100 for v in row] for row in grid], [[f"{v:.0f}" for v in row] for row in grid])
         axis.set_title(method)
-    figure.colorbar(image, ax=axes[0][-1], label="accuracy (%)")
+    figure.colorbar(image, ax=panels[len(methods)], label="accuracy (%)")
     figure.suptitle(f"{name}: RULER subtasks vs length")
     return figure
 
