@@ -204,6 +204,9 @@ def test_a_ruler_run_writes_accuracies_intervals_and_effective_lengths(small_smo
     for task in cell["tasks"].values():
         assert 0 <= task["ci95"][0] <= task["accuracy"] <= task["ci95"][1] <= 100
     assert cell["average"] == pytest.approx(sum(t["accuracy"] for t in cell["tasks"].values()) / 2)
+    for task in cell["tasks"].values():  # each continuation is kept with its answers and score
+        assert len(task["outputs"]) == 2 and all(set(o) == {"prediction", "answers", "score"} for o in task["outputs"])
+        assert task["accuracy"] == pytest.approx(100 * sum(o["score"] for o in task["outputs"]) / 2)
     assert set(results["summary"]["effective_length"]) == {"native", "yarn"}
     assert results["config"]["samples"] == 2
     assert "effective length" in printed and "niah_single_1" in printed
@@ -266,3 +269,48 @@ def test_a_ruler_plot_of_many_methods_wraps_its_panels_into_rows(tmp_path):
     results = {"model": "m", "original_context": 8192, "results": {"ruler": {m: {"8192": cell} for m in methods}}}
     height, width = imread(plot(results, tmp_path / "r.png")).shape[:2]
     assert 1.5 < width / height < 2.5  # RULER_COLUMNS panels across, two down (one row would be 8:1)
+
+
+def test_a_cut_off_ruler_run_keeps_each_finished_cell_and_resumes_from_the_next(
+    small_smollm2_gguf, tmp_path, monkeypatch
+):
+    import ctxext.eval.tasks.ruler as ruler
+
+    out, whole = tmp_path / "r.json", tmp_path / "whole.json"
+    argv = ["eval", str(small_smollm2_gguf), "--task", "ruler", "--lengths", "200", "256", "--samples", "2"]
+    argv += ["--subtasks", "niah_single_1,vt", "--methods", "native,yarn", "--to", "512"]
+    assert run(main, [*argv, "-o", str(whole)]) == 0
+    real, calls = ruler.continuations, []
+
+    def dies_on_the_sixth_cell(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt  # killed inside yarn's second cell (each cell is one batch of 2 prompts)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ruler, "continuations", dies_on_the_sixth_cell)
+    with pytest.raises(KeyboardInterrupt):
+        main([*argv, "-o", str(out)])
+    partial = json.loads(out.read_text())
+    assert partial["complete"] is False and partial["finished"] == ["native"]
+    assert list(partial["results"]["ruler"]["yarn"]) == ["200"]
+    assert list(partial["results"]["ruler"]["yarn"]["200"]["tasks"]) == ["niah_single_1"]
+    planted = partial["results"]["ruler"]["yarn"]["200"]["tasks"]["niah_single_1"]
+    planted["outputs"][0]["prediction"] = "kept, not measured again"
+    out.write_text(json.dumps(partial))
+
+    calls.clear()
+    monkeypatch.setattr(ruler, "continuations", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert run(main, [*argv, "-o", str(out), "--resume"]) == 0
+    assert len(calls) == 3  # yarn's three cells left: vt at 200, both at 256
+    resumed = json.loads(out.read_text())["results"]["ruler"]
+    expected = json.loads(whole.read_text())["results"]["ruler"]
+    kept = resumed["yarn"]["200"]["tasks"]["niah_single_1"]["outputs"][0]["prediction"]
+    assert kept == "kept, not measured again"
+    for method in ("native", "yarn"):
+        for length in ("200", "256"):
+            assert resumed[method][length]["average"] == expected[method][length]["average"]
+            for name, task in expected[method][length]["tasks"].items():
+                assert [o["score"] for o in resumed[method][length]["tasks"][name]["outputs"]] == [
+                    o["score"] for o in task["outputs"]
+                ]

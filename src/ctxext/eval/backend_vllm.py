@@ -66,7 +66,7 @@ def vllm_passkey(folder: Path, tokenizer, lengths, depths, trials: int, engine: 
 
 
 def vllm_ruler(folder: Path, tokenizer, lengths, text, options: dict, engine: dict) -> dict:
-    from .tasks.ruler import SUBTASKS, builder_for, ruler_rows, score
+    from .tasks.ruler import SUBTASKS, builder_for, cell_of, ruler_rows
 
     builder, names = builder_for(tokenizer, text, options)
     samples, seed = options.get("samples") or 8, options.get("seed", 0)
@@ -83,12 +83,16 @@ def vllm_ruler(folder: Path, tokenizer, lengths, text, options: dict, engine: di
     )
     if "error" in answer:
         raise CtxextError(f"vLLM could not generate with {folder.name}: {answer['error']}")
-    scores = {}
-    for (length, name, case), generated in zip(cases, answer["generated"], strict=True):
-        prediction = tokenizer.decode(generated[: SUBTASKS[name].new_tokens], skip_special_tokens=True)
-        scores.setdefault((length, name), []).append(score(name, prediction, case.answers))
-    share = answer.get("seconds", 0.0) / len(lengths)  # one engine run for every length: its time split evenly
-    return ruler_rows(scores, dict.fromkeys(lengths, share), samples)
+    predictions: dict = {}  # (length, subtask) -> continuations, in the order of cases
+    for (length, name, _), generated in zip(cases, answer["generated"], strict=True):
+        text = tokenizer.decode(generated[: SUBTASKS[name].new_tokens], skip_special_tokens=True)
+        predictions.setdefault((length, name), []).append(text)
+    share = answer.get("seconds", 0.0) / len(predictions)  # one engine run for every cell: its time split evenly
+    cells = {
+        (length, name): cell_of(name, texts, [case for n, m, case in cases if (n, m) == (length, name)], share)
+        for (length, name), texts in predictions.items()
+    }
+    return ruler_rows(cells, samples)
 
 
 def check_backend_input(model: Path, task: str) -> None:
@@ -115,7 +119,7 @@ def vllm_measure(model: Path, task: str, lengths, to, text, options: dict, engin
     context = trained_context(rope_facts(json.loads((model / "config.json").read_text(encoding="utf-8"))))
     ids = torch.tensor(tokenizer(text, verbose=False)["input_ids"][: options["max_tokens"]]) if text else None
 
-    def measure(label: str) -> dict:
+    def measure(label: str, earlier=None, report=None) -> dict:  # vLLM runs every cell in one engine call
         with served_folder(model, label, to) as folder:
             if task == "ppl":
                 stride = options["stride"] or min(lengths)

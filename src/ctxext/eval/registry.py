@@ -14,7 +14,9 @@ from ..registries import add
 @dataclass
 class TaskInput:
     """What a task measures on: the loaded model, the lengths, the text and its tokens, and the task options
-    (stride, depths, trials, batch, subtasks, jsonl, count, samples, seed, chat)."""
+    (stride, depths, trials, batch, subtasks, jsonl, count, samples, seed, chat). A task that measures in cells
+    may keep the rows an earlier cut-off run of this method finished (``earlier``, by length) and pass its rows
+    so far to ``report`` after each cell, which saves them."""
 
     loaded: object
     lengths: list[int]
@@ -23,6 +25,8 @@ class TaskInput:
     ids: object
     options: dict = field(default_factory=dict)
     baseline: dict | None = None
+    earlier: dict | None = None
+    report: Callable[[dict], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The results file of ``ctxext eval``: written after every method, and read back to resume a cut-off run."""
+"""The results file of ``ctxext eval``: written after every method (and every cell of a task measured in cells),
+and read back to resume a cut-off run."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ RESUME_KEYS = (
 )
 
 
-def resumable(previous: dict, record: dict) -> dict:
-    """The methods of an earlier (perhaps cut-off) results file that this run can keep: same model, task
-    settings and lengths; a method counts when every length has its row."""
+def resumable(previous: dict, record: dict) -> tuple[dict, dict]:
+    """What this run can keep of an earlier (perhaps cut-off) results file of the same model, task settings and
+    lengths: the rows of the methods it finished (``finished``; in a file without that list, a method with a row
+    at every length), and the rows so far of the others, by method and length."""
     mismatched = [key for key in RESUME_KEYS if previous.get("config", {}).get(key) != record["config"].get(key)]
     if previous.get("model") != record["model"] or mismatched:
         raise CtxextError(
@@ -35,11 +37,12 @@ def resumable(previous: dict, record: dict) -> dict:
         )
     task = record["config"]["task"]
     wanted = {str(length) for length in record["config"]["lengths"]}
-    kept = {}
+    kept, unfinished = {}, {}
     for label, rows in previous.get("results", {}).get(task, {}).items():
-        if {str(length) for length in rows} >= wanted:
-            kept[label] = {int(length): row for length, row in rows.items()}
-    return kept
+        rows = {int(length): row for length, row in rows.items()}
+        complete = label in previous["finished"] if "finished" in previous else {str(n) for n in rows} >= wanted
+        (kept if complete else unfinished)[label] = rows
+    return kept, unfinished
 
 
 def write_results(results: dict, path: str | Path) -> None:

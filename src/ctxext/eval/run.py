@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -70,8 +71,9 @@ def evaluate(
     """Run ``task`` for each method at each length; ``backend`` "vllm" measures ppl / passkey in vLLM
     (``engine``: its ``tensor_parallel``, ``batch``, ``gpu_memory_utilization``, and ``dtype``, by default
     ``place``'s), else transformers runs it here, placed by ``place``.
-    ``save(record)`` is called after each method (a cut-off run keeps what it finished); ``resume`` (an earlier
-    results file of the same settings) supplies the methods it already finished."""
+    ``save(record)`` is called after each method, and after each cell of a task that measures in cells (RULER's
+    subtask at one length), so a cut-off run keeps what it finished; ``resume`` (an earlier results file of the
+    same settings) supplies the methods it finished and the cells of the one it was cut off in."""
     if task not in TASKS:
         raise CtxextError(f"unknown task {task!r}{did_you_mean(task, TASKS)}; choose from {', '.join(TASKS)}")
     if backend not in ("transformers", "vllm"):
@@ -133,17 +135,27 @@ def evaluate(
         "versions": versions(),
         "results": {task: {}},
     }
-    done = resumable(resume, record) if resume else {}
-    rows, costs = record["results"][task], record.setdefault("costs", {})
+    done, unfinished = resumable(resume, record) if resume else ({}, {})
+    rows, costs, finished = record["results"][task], record.setdefault("costs", {}), []
+
+    def keep(partial: bool) -> None:
+        if save and is_main():
+            save({**record, "finished": list(finished), "complete": not partial and len(finished) == len(methods)})
+
     for label in my_share(methods):
         if label in done:
             log.info("%s: kept from the results file", label)
             rows[label], costs[label] = done[label], (resume.get("costs") or {}).get(label)
         else:
+
+            def report(so_far: dict, label: str = label) -> None:
+                rows[label] = so_far
+                keep(partial=True)
+
             with cost() as costs[label]:  # seconds and peak GPU memory of this method, every length together
-                rows[label] = measure(label)
-        if save and is_main():
-            save({**record, "complete": len(rows) == len(methods)})
+                rows[label] = measure(label, unfinished.get(label), report)
+        finished.append(label)
+        keep(partial=False)
     record["results"][task], record["costs"] = gathered(rows, methods), gathered(costs, methods)
     if TASKS[task].summarize:
         record["summary"] = TASKS[task].summarize(record["results"][task], record)
@@ -159,9 +171,9 @@ def _measure_here(task, loaded, lengths, to, data, options, subtasks, jsonl, cou
     inp = TaskInput(loaded, lengths, to, text, ids, {**options, "jsonl": jsonl, "count": count})
     inp.baseline = spec.prepare(inp) if spec.prepare else None
 
-    def measure(label: str) -> dict:
+    def measure(label: str, earlier: dict | None = None, report=None) -> dict:
         with variant(loaded, label, to) as mode:
-            return spec.run(inp, label, mode)
+            return spec.run(replace(inp, earlier=earlier, report=report), label, mode)
 
     return measure
 

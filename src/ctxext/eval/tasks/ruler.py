@@ -389,54 +389,91 @@ def builder_for(tokenizer, text: str | None, options: dict) -> tuple[Builder, li
     return Builder(tokenizer, text, options.get("chat", False), qa), names
 
 
-def ruler_rows(scores: dict, seconds: dict, samples: int) -> dict:
-    """results[length] from each (length, subtask)'s sample scores: per task accuracy with Wilson's interval, the
-    average with its interval, and seconds per sample."""
+@dataclass
+class Cell:
+    """One subtask at one length: each sample's score, continuation and expected answers, and the seconds taken."""
+
+    scores: list[float]
+    outputs: list[dict]  # {"prediction", "answers", "score"} per sample, kept in the results for inspection
+    seconds: float
+
+
+def cell_of(name: str, predictions: list[str], cases: list[Sample], seconds: float) -> Cell:
+    scores = [score(name, prediction, case.answers) for prediction, case in zip(predictions, cases, strict=True)]
+    outputs = [
+        {"prediction": prediction, "answers": case.answers, "score": value}
+        for prediction, case, value in zip(predictions, cases, scores, strict=True)
+    ]
+    return Cell(scores, outputs, seconds)
+
+
+def kept_cell(earlier: dict | None, length: int, name: str, samples: int) -> Cell | None:
+    """The cell an earlier, cut-off run of the same settings finished (its rows by length), if it did."""
+    row = ((earlier or {}).get(length) or {}).get("tasks", {}).get(name)
+    if not row or "outputs" not in row or len(row["outputs"]) != samples:
+        return None
+    return Cell([output["score"] for output in row["outputs"]], row["outputs"], row["seconds"])
+
+
+def ruler_rows(cells: dict, samples: int) -> dict:
+    """results[length] from each (length, subtask)'s :class:`Cell`: per task accuracy with Wilson's interval, the
+    continuations and seconds, the average with its interval, and seconds per sample."""
     rows = {}
-    for length in dict.fromkeys(length for length, _ in scores):
-        mine = {name: values for (n, name), values in scores.items() if n == length}
-        shares = {name: sum(values) / len(values) for name, values in mine.items()}
-        intervals = {name: wilson_interval(sum(values), len(values)) for name, values in mine.items()}
+    for length in dict.fromkeys(length for length, _ in cells):
+        mine = {name: cell for (n, name), cell in cells.items() if n == length}
+        shares = {name: sum(cell.scores) / len(cell.scores) for name, cell in mine.items()}
+        intervals = {name: wilson_interval(sum(cell.scores), len(cell.scores)) for name, cell in mine.items()}
         tasks = {
-            name: {"accuracy": 100 * shares[name], "ci95": [100 * x for x in intervals[name]], "samples": samples}
-            for name in mine
+            name: {
+                "accuracy": 100 * shares[name],
+                "ci95": [100 * x for x in intervals[name]],
+                "samples": samples,
+                "seconds": cell.seconds,
+                "outputs": cell.outputs,
+            }
+            for name, cell in mine.items()
         }
         rows[length] = {
             "average": sum(t["accuracy"] for t in tasks.values()) / len(tasks),
             "ci95": [100 * x for x in average_interval(list(shares.values()), list(intervals.values()))],
-            "seconds_per_sample": seconds[length] / (samples * len(mine)),
+            "seconds_per_sample": sum(cell.seconds for cell in mine.values()) / (samples * len(mine)),
             "tasks": tasks,
         }
     return rows
 
 
 def run(inp: TaskInput, label: str, mode: str) -> dict:
+    """Every (length, subtask) cell in turn; each finished cell is reported (``inp.report``), and cells an earlier
+    cut-off run finished (``inp.earlier``) are kept, not run again."""
     loaded, options = inp.loaded, inp.options
     builder, names = builder_for(loaded.tokenizer, inp.text, options)
     samples, batch, seed = options.get("samples") or 8, options.get("batch") or 1, options.get("seed", 0)
     bar = tqdm(total=len(inp.lengths) * len(names) * samples, desc=f"ruler {label}", unit="prompt")
-    scores, seconds = {}, {}
+    cells = {}
     for length in inp.lengths:
-        started = time.perf_counter()
         for name in names:
+            kept = kept_cell(inp.earlier, length, name, samples)
+            if kept:
+                cells[length, name] = kept
+                bar.update(samples)
+                continue
+            started = time.perf_counter()
             try:
                 cases = [builder.sample(name, length, index, seed) for index in range(samples)]
             except CtxextError:
                 bar.close()  # the refusal then starts a line of its own, not the bar's
                 raise
-            scores[length, name] = []
+            predictions = []
             together = prompt_batch(loaded.model, length + SUBTASKS[name].new_tokens, batch)
             for begin in range(0, samples, together):
-                part = cases[begin : begin + together]
-                prompts = torch.tensor([case.ids for case in part])
-                outputs = continuations(loaded.model, loaded.tokenizer, prompts, SUBTASKS[name].new_tokens)
-                scores[length, name] += [
-                    score(name, out, case.answers) for out, case in zip(outputs, part, strict=True)
-                ]
-                bar.update(len(part))
-        seconds[length] = time.perf_counter() - started
+                prompts = torch.tensor([case.ids for case in cases[begin : begin + together]])
+                predictions += continuations(loaded.model, loaded.tokenizer, prompts, SUBTASKS[name].new_tokens)
+                bar.update(len(prompts))
+            cells[length, name] = cell_of(name, predictions, cases, time.perf_counter() - started)
+            if inp.report:
+                inp.report(ruler_rows(cells, samples))
     bar.close()
-    return ruler_rows(scores, seconds, samples)
+    return ruler_rows(cells, samples)
 
 
 def effective_lengths(by_method: dict, native_window: int, threshold: float = 85.6, share: float = 0.9) -> dict:
