@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # RULER on SmolLM2-135M-Instruct (the packaged Q4_1 GGUF, dequantized to float32) at 16384 tokens (2x its
 # 8192-token window) for the methods bench/ruler_smollm2_2x.sh did not run there: the four subtasks of that
-# script (niah_single_1, niah_multikey_2, vt, cwe), 6 prompts each. One `ctxext eval` per subtask (a results file
-# is written when its run ends, so a run cut off keeps the subtasks it finished; --resume skips them), then the
-# four merged into bench/results/ruler_2x/METHOD_16k.json.
+# script (niah_single_1, niah_multikey_2, vt, cwe), 6 prompts each. One `ctxext eval` per subtask, then the four
+# merged into bench/results/ruler_2x/METHOD_16k.json (the files in by_subtask/ were made this way; one eval over
+# the four would now do as well: eval saves after each subtask and --resume keeps the finished ones).
 # Usage: bash bench/ruler_smollm2_16k.sh [METHOD...]   (default: self-extend ntk dca dynamic string+yarn)
 set -euo pipefail
 cd "$(dirname "$0")/.."
