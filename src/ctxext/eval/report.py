@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import CtxextError
 from ..values import is_rate, is_whole
 
+RULER_DODGE = 0.04  # octaves between neighbouring methods' markers on the length axis
 RULER_COLUMNS = 4  # panels per row of a RULER figure
 MAIN_METRIC = {"ppl": "ppl", "passkey": "accuracy", "ruler": "average"}  # each task's registry entry
 
@@ -265,9 +266,10 @@ def _ruler_figure(plt, by_method: dict, name: str, original):
     for unused in panels[1 + len(methods) :]:
         unused.set_axis_off()
     axis = panels[0]
-    for method, rows in by_method.items():
+    for index, (method, rows) in enumerate(by_method.items()):
         lengths = sorted(rows, key=int)
-        x = [int(n) for n in lengths]
+        dodge = 2 ** (RULER_DODGE * (index - (len(methods) - 1) / 2))  # methods side by side at each length
+        x = [int(n) * dodge for n in lengths]
         averages = [rows[n]["average"] for n in lengths]
         (line,) = axis.plot(x, averages, marker="o", label=method)
         if all("ci95" in rows[n] for n in lengths):
