@@ -83,15 +83,13 @@ def vllm_ruler(folder: Path, tokenizer, lengths, text, options: dict, engine: di
     )
     if "error" in answer:
         raise CtxextError(f"vLLM could not generate with {folder.name}: {answer['error']}")
-    predictions: dict = {}  # (length, subtask) -> continuations, in the order of cases
-    for (length, name, _), generated in zip(cases, answer["generated"], strict=True):
-        text = tokenizer.decode(generated[: SUBTASKS[name].new_tokens], skip_special_tokens=True)
-        predictions.setdefault((length, name), []).append(text)
-    share = answer.get("seconds", 0.0) / len(predictions)  # one engine run for every cell: its time split evenly
-    cells = {
-        (length, name): cell_of(name, texts, [case for n, m, case in cases if (n, m) == (length, name)], share)
-        for (length, name), texts in predictions.items()
-    }
+    by_cell: dict = {}  # (length, subtask) -> (continuations, their samples)
+    for (length, name, case), generated in zip(cases, answer["generated"], strict=True):
+        texts, samples_asked = by_cell.setdefault((length, name), ([], []))
+        texts.append(tokenizer.decode(generated[: SUBTASKS[name].new_tokens], skip_special_tokens=True))
+        samples_asked.append(case)
+    share = answer.get("seconds", 0.0) / len(by_cell)  # one engine run for every cell: its time split evenly
+    cells = {key: cell_of(key[1], *asked, share) for key, asked in by_cell.items()}
     return ruler_rows(cells, samples)
 
 

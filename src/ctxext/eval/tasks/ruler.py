@@ -391,20 +391,22 @@ def builder_for(tokenizer, text: str | None, options: dict) -> tuple[Builder, li
 
 @dataclass
 class Cell:
-    """One subtask at one length: each sample's score, continuation and expected answers, and the seconds taken."""
+    """One subtask at one length: each sample's continuation, expected answers and score, and the seconds taken."""
 
-    scores: list[float]
     outputs: list[dict]  # {"prediction", "answers", "score"} per sample, kept in the results for inspection
     seconds: float
 
+    @property
+    def scores(self) -> list[float]:
+        return [output["score"] for output in self.outputs]
+
 
 def cell_of(name: str, predictions: list[str], cases: list[Sample], seconds: float) -> Cell:
-    scores = [score(name, prediction, case.answers) for prediction, case in zip(predictions, cases, strict=True)]
     outputs = [
-        {"prediction": prediction, "answers": case.answers, "score": value}
-        for prediction, case, value in zip(predictions, cases, scores, strict=True)
+        {"prediction": prediction, "answers": case.answers, "score": score(name, prediction, case.answers)}
+        for prediction, case in zip(predictions, cases, strict=True)
     ]
-    return Cell(scores, outputs, seconds)
+    return Cell(outputs, seconds)
 
 
 def kept_cell(earlier: dict | None, length: int, name: str, samples: int) -> Cell | None:
@@ -412,7 +414,7 @@ def kept_cell(earlier: dict | None, length: int, name: str, samples: int) -> Cel
     row = ((earlier or {}).get(length) or {}).get("tasks", {}).get(name)
     if not row or "outputs" not in row or len(row["outputs"]) != samples:
         return None
-    return Cell([output["score"] for output in row["outputs"]], row["outputs"], row["seconds"])
+    return Cell(row["outputs"], row["seconds"])
 
 
 def ruler_rows(cells: dict, samples: int) -> dict:
