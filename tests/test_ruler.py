@@ -314,3 +314,48 @@ def test_a_cut_off_ruler_run_keeps_each_finished_cell_and_resumes_from_the_next(
                 assert [o["score"] for o in resumed[method][length]["tasks"][name]["outputs"]] == [
                     o["score"] for o in task["outputs"]
                 ]
+
+
+@pytest.mark.parametrize(
+    "damage, fragment",
+    [
+        (lambda r: r.update(finished="native"), "finished must be a list of method labels"),
+        (lambda r: _first_cell(r)["outputs"][0].update(score="1"), "outputs must be a list of samples"),
+        (lambda r: _first_cell(r).pop("seconds"), "seconds must be a number of seconds"),
+    ],
+)
+def test_resuming_from_a_damaged_ruler_file_is_one_line(small_smollm2_gguf, tmp_path, capsys, damage, fragment):
+    out = tmp_path / "r.json"
+    argv = ["eval", str(small_smollm2_gguf), "--task", "ruler", "--lengths", "200", "--samples", "1"]
+    argv += ["--subtasks", "niah_single_1", "-o", str(out)]
+    assert run(main, argv) == 0
+    record = json.loads(out.read_text())
+    damage(record)
+    out.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert run(main, [*argv, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+    assert json.loads(out.read_text()) == record  # the damaged file is left as it was
+
+
+def _first_cell(record: dict) -> dict:
+    return record["results"]["ruler"]["native"]["200"]["tasks"]["niah_single_1"]
+
+
+def test_the_ruler_average_panel_sets_methods_side_by_side_at_one_length():
+    """Averages at the same length are drawn at distinct x positions (their error bars would hide each other),
+    in method order, around the length itself."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ctxext.eval.report import _ruler_figure
+
+    cell = {"average": 50.0, "ci95": [30.0, 70.0], "tasks": {"vt": {"accuracy": 50.0, "ci95": [20, 80], "samples": 6}}}
+    figure = _ruler_figure(plt, {m: {"16384": cell} for m in ("a", "b", "c")}, "m", 8192)
+    xs = [float(line.get_xdata()[0]) for line in figure.axes[0].get_lines() if line.get_label() in ("a", "b", "c")]
+    plt.close(figure)
+    assert xs == sorted(xs) and len(set(xs)) == 3
+    assert xs[0] < 16384 < xs[-1] and xs[1] == pytest.approx(16384)

@@ -40,6 +40,9 @@ def check_results(data: dict, path: str | Path) -> None:
         wrong("original_context", f"must be a positive whole number, not {original!r}")
     if not isinstance(data.get("model", ""), str):
         wrong("model", "must be a path")
+    finished = data.get("finished", [])
+    if not (isinstance(finished, list) and all(isinstance(label, str) for label in finished)):
+        wrong("finished", "must be a list of method labels")
     for task, by_method in results.items():
         if not isinstance(by_method, dict) or not by_method:
             wrong(f"results.{task}", "must be an object of methods")
@@ -70,6 +73,24 @@ def _check_metrics(task: str, metrics: dict, field: str, wrong) -> None:
             wrong(f"{field}.depths", "must map depths to accuracies")
         if not is_whole(trials):
             wrong(f"{field}.trials", f"must be a whole number, not {trials!r}")
+    if task == "ruler":
+        for name, cell in (metrics.get("tasks") or {}).items():
+            _check_ruler_cell(cell, f"{field}.tasks.{name}", wrong)
+
+
+def _is_share(value) -> bool:
+    return is_rate(value) and 0 <= value <= 1
+
+
+def _check_ruler_cell(cell, field: str, wrong) -> None:
+    """What --resume reads of a finished RULER cell: each sample's score and the cell's seconds."""
+    if not isinstance(cell, dict) or "outputs" not in cell:
+        return
+    outputs, seconds = cell["outputs"], cell.get("seconds")
+    if not (isinstance(outputs, list) and all(isinstance(o, dict) and _is_share(o.get("score")) for o in outputs)):
+        wrong(f"{field}.outputs", "must be a list of samples, each with a score between 0 and 1")
+    if not (isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0):
+        wrong(f"{field}.seconds", f"must be a number of seconds, not {seconds!r}")
 
 
 def _metrics(task: str, rows: dict) -> list[str]:
